@@ -1,0 +1,83 @@
+// swift-tools-version:6.2
+// hvguest — the guest side of Hyper-V's integration services for Linux.
+// Layers (imports flow downwards only); see docs/ARCHITECTURE.md.
+import PackageDescription
+
+// Every target of ours is built with warnings as errors (CI and local alike).
+let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
+
+let package = Package(
+    name: "hvguest",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "hvguestd", targets: ["hvguestd"]),
+        .executable(name: "hvguestctl", targets: ["hvguestctl"]),
+        .executable(name: "hvguest-emulator", targets: ["hvguest-emulator"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // C shims for what Swift cannot import (macros, _GNU_SOURCE functions, cmsg).
+        .target(name: "CHVLinux"),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+
+        // Pure core: byte formats and the VMBus ring algorithm. No I/O.
+        .target(name: "HVWire", swiftSettings: strict),
+        .target(name: "HVRing", swiftSettings: strict),
+
+        // The only module that calls libc.
+        .target(name: "HVSystem", dependencies: ["CHVLinux", "CSystemd"], swiftSettings: strict),
+
+        .target(name: "HVTransport", dependencies: ["HVWire", "HVRing", "HVSystem"], swiftSettings: strict),
+        .target(
+            name: "HVServiceKit",
+            dependencies: ["HVWire", "HVSystem", "HVTransport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+
+        // Services (never import each other).
+        .target(name: "HVKVP", dependencies: ["HVServiceKit"], swiftSettings: strict),
+        .target(name: "HVFileCopy", dependencies: ["HVServiceKit"], swiftSettings: strict),
+        .target(name: "HVVSS", dependencies: ["HVServiceKit"], swiftSettings: strict),
+
+        // Composition.
+        .target(
+            name: "HVDaemon",
+            dependencies: [
+                "HVServiceKit", "HVKVP", "HVFileCopy", "HVVSS",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+
+        // The emulated host + kernel, and test support.
+        .target(name: "HVEmulator", dependencies: ["HVWire", "HVRing", "HVSystem"], swiftSettings: strict),
+        .target(name: "HVTesting", dependencies: ["HVServiceKit", "HVEmulator", "HVSystem"], swiftSettings: strict),
+
+        // Executables: thin.
+        .executableTarget(
+            name: "hvguestd",
+            dependencies: ["HVDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "hvguestctl",
+            dependencies: ["HVDaemon", "HVKVP", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "hvguest-emulator",
+            dependencies: ["HVEmulator", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict),
+
+        .testTarget(name: "HVWireTests", dependencies: ["HVWire"], swiftSettings: strict),
+        .testTarget(name: "HVRingTests", dependencies: ["HVRing", "HVWire"], swiftSettings: strict),
+        .testTarget(name: "HVSystemTests", dependencies: ["HVSystem"], swiftSettings: strict),
+        .testTarget(name: "HVKVPTests", dependencies: ["HVKVP", "HVTesting"], swiftSettings: strict),
+        .testTarget(name: "HVFileCopyTests", dependencies: ["HVFileCopy", "HVTesting"], swiftSettings: strict),
+        .testTarget(name: "HVVSSTests", dependencies: ["HVVSS", "HVTesting"], swiftSettings: strict),
+        .testTarget(
+            name: "HVDaemonTests", dependencies: ["HVDaemon", "HVEmulator", "HVTesting", "HVTransport"],
+            swiftSettings: strict),
+    ]
+)

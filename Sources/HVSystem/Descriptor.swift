@@ -1,0 +1,72 @@
+import CHVLinux
+import Glibc
+
+/// An owned file descriptor, closed exactly once (explicitly or on deinit).
+///
+/// Shared between a channel's I/O thread and whoever stops it, so `close()` is guarded.
+public final class Descriptor: @unchecked Sendable, CustomStringConvertible {
+    private var _fd: Int32
+    private var lock = pthread_mutex_t()
+
+    public init(adopting fd: Int32) {
+        _fd = fd
+        pthread_mutex_init(&lock, nil)
+    }
+
+    deinit {
+        if _fd >= 0 { Glibc.close(_fd) }
+        pthread_mutex_destroy(&lock)
+    }
+
+    /// The raw descriptor, or -1 once closed.
+    public var fd: Int32 {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        return _fd
+    }
+
+    public var isOpen: Bool { fd >= 0 }
+
+    public func close() {
+        pthread_mutex_lock(&lock)
+        let f = _fd
+        _fd = -1
+        pthread_mutex_unlock(&lock)
+        if f >= 0 { Glibc.close(f) }
+    }
+
+    public var description: String { "fd \(fd)" }
+
+    // MARK: I/O
+
+    /// One `read(2)`; returns the bytes read (empty at end of file).
+    public func read(max: Int) throws(SystemError) -> [UInt8] {
+        var buf = [UInt8](repeating: 0, count: max)
+        let n = try retryOnInterrupt("read") { buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, max) } }
+        buf.removeSubrange(Int(n)...)
+        return buf
+    }
+
+    /// One `write(2)` of the whole buffer; a short write is an error (messages are atomic).
+    public func writeMessage(_ bytes: [UInt8]) throws(SystemError) {
+        let n = try retryOnInterrupt("write") { bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, bytes.count) } }
+        if n != bytes.count { throw SystemError("write (short: \(n) of \(bytes.count) bytes)", errno: EIO) }
+    }
+
+    /// Writes all bytes, continuing after short writes (files, not message devices).
+    public func writeAll(_ bytes: UnsafeRawBufferPointer) throws(SystemError) {
+        var done = 0
+        while done < bytes.count {
+            let n = try retryOnInterrupt("write") { Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done) }
+            done += Int(n)
+        }
+    }
+}
+
+extension Descriptor {
+    /// Opens `path` with close-on-exec always added.
+    public static func open(_ path: String, flags: Int32, mode: mode_t = 0) throws(SystemError) -> Descriptor {
+        let fd = try retryOnInterrupt("open \(path)") { Glibc.open(path, flags | O_CLOEXEC, mode) }
+        return Descriptor(adopting: fd)
+    }
+}
