@@ -308,8 +308,8 @@ public enum KVPRequest: Sendable, Equatable {
     }
 
     static func putSized(_ w: inout ByteWriter, _ s: [UInt8], sizeAt: Int, at offset: Int, width: Int) {
-        let n = min(s.count, width - 1)
-        w.cString(s, at: offset, width: width)
+        // The size must count exactly what cString wrote (it may cut at a character boundary).
+        let n = w.cString(s, at: offset, width: width)
         w.u32(UInt32(n + 1), at: sizeAt)
     }
 
@@ -343,11 +343,10 @@ public enum KVPReply {
         var w = echo(request)
         w.u32(HResult.ok.rawValue, at: KVPLayout.error)
         w.u32(KVPValueType.string, at: KVPLayout.exchangeValueType)
-        let n = min(value.count, KVPLayout.maxValueSize - 1)
-        w.u32(UInt32(n + 1), at: KVPLayout.exchangeValueSize)
         // Clear both candidate value areas so no stale request bytes survive.
         w.copy([UInt8](repeating: 0, count: KVPLayout.maxValueSize + 4), at: KVPLayout.exchangeValue)
-        w.cString(value, at: valueOffset, width: KVPLayout.maxValueSize)
+        let n = w.cString(value, at: valueOffset, width: KVPLayout.maxValueSize)
+        w.u32(UInt32(n + 1), at: KVPLayout.exchangeValueSize)
         return w.bytes
     }
 
@@ -387,14 +386,14 @@ public enum KVPReply {
         public var ipInfo: KVPIPInfo?
     }
 
-    /// Decodes a reply the way the kernel does (`kvp_on_msg` / `kvp_respond_to_host`): exactly
-    /// 7432 bytes; `error` first; data only when `error` is 0. Strings are measured with a
-    /// bounded `strlen` — a string without NUL in its field is malformed.
+    /// Decodes a reply the way the kernel does (`kvp_on_msg` / `kvp_respond_to_host`): at least
+    /// 7432 bytes (the kernel refuses only shorter writes and ignores a tail); `error` first;
+    /// data only when `error` is 0. Strings are measured with a bounded `strlen` — a string
+    /// without NUL in its field is malformed.
     public static func decode(_ bytes: [UInt8], for operation: KVPOperation,
                               getValueOffset: Int = KVPLayout.enumerateValue) throws(WireError) -> Decoded {
         let r = ByteReader(bytes, structure: "hv_kvp_msg(reply)")
         try r.require(KVPLayout.messageSize)
-        try r.requireAtMost(KVPLayout.messageSize)
         let status = HResult(try r.u32(at: KVPLayout.error))
         var d = Decoded(status: status)
         guard status.isSuccess else { return d }
@@ -405,9 +404,7 @@ public enum KVPReply {
             d.key = try r.cStringBytes(at: KVPLayout.enumerateKey, width: KVPLayout.maxKeySize, field: "key")
             d.value = try r.cStringBytes(at: KVPLayout.enumerateValue, width: KVPLayout.maxValueSize, field: "value")
         case .getIPInfo:
-            var info = try KVPRequest.decodeIPInfo(r)
-            info.dhcpEnabled = try r.u8(at: KVPLayout.ipDHCPEnabled) != 0
-            d.ipInfo = info
+            d.ipInfo = try KVPRequest.decodeIPInfo(r)
         case .set, .delete, .setIPInfo:
             break
         }
