@@ -56,7 +56,15 @@ struct SeededGenerator: RandomNumberGenerator {
 
     mutating func bytes(_ n: Int) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: n)
-        for i in 0..<n { out[i] = UInt8(truncatingIfNeeded: next()) }
+        var i = 0
+        while i < n {
+            var word = next()
+            for _ in 0..<8 where i < n {
+                out[i] = UInt8(truncatingIfNeeded: word)
+                word >>= 8
+                i += 1
+            }
+        }
         return out
     }
 }
