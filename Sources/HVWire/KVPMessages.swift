@@ -283,8 +283,9 @@ public enum KVPRequest: Sendable, Equatable {
             dnsServers: try r.utf8String(at: KVPLayout.ipDNS, width: KVPLayout.ipDNSSize, field: "dns_addr"))
     }
 
-    /// Encodes the message the kernel would send (emulator side). Strings longer than their
-    /// field are cut to fit (the kernel truncates host strings the same way).
+    /// Encodes the message the kernel would send (emulator side). Strings are cut where the
+    /// kernel cuts host strings: keys at 511 bytes, values at 2047, IP strings at half their
+    /// field (`process_ib_ipinfo`), never inside a UTF-8 character.
     public func encode() -> [UInt8] {
         var w = ByteWriter(size: KVPLayout.messageSize)
         w.u8(operation.rawValue, at: KVPLayout.operation)
@@ -302,7 +303,7 @@ public enum KVPRequest: Sendable, Equatable {
         case .enumerate(_, let index):
             w.u32(index, at: KVPLayout.enumerateIndex)
         case .getIPInfo(_, let info), .setIPInfo(_, let info):
-            Self.putIPInfo(&w, info)
+            Self.putIPInfo(&w, info, limits: Self.kernelIPStringLimits)
         }
         return w.bytes
     }
@@ -313,14 +314,29 @@ public enum KVPRequest: Sendable, Equatable {
         w.u32(UInt32(n + 1), at: sizeAt)
     }
 
-    static func putIPInfo(_ w: inout ByteWriter, _ info: KVPIPInfo) {
-        w.cString(Array(info.adapterID.utf8), at: KVPLayout.ipAdapterID, width: KVPLayout.ipAdapterIDSize)
+    /// Widths, NUL included, that bound each IP string (adapter id, addresses, subnets,
+    /// gateways, DNS servers).
+    typealias IPStringLimits = (adapterID: Int, addresses: Int, subnets: Int, gateways: Int, dns: Int)
+
+    /// Field capacity: what a daemon reply can carry.
+    static let fieldIPStringLimits: IPStringLimits = (KVPLayout.ipAdapterIDSize, KVPLayout.ipAddressesSize,
+                                                      KVPLayout.ipSubnetsSize, KVPLayout.ipGatewaysSize, KVPLayout.ipDNSSize)
+
+    /// What the kernel relays (`process_ib_ipinfo`): it converts the host's strings with an output
+    /// limit of MAX_ADAPTER_ID_SIZE / MAX_IP_ADDR_SIZE / MAX_GATEWAY_SIZE *bytes* — half of each
+    /// field — and the zero-filled rest of the field supplies the NUL.
+    static let kernelIPStringLimits: IPStringLimits = (KVPLayout.ipAdapterIDSize / 2 + 1, KVPLayout.ipAddressesSize / 2 + 1,
+                                                       KVPLayout.ipSubnetsSize / 2 + 1, KVPLayout.ipGatewaysSize / 2 + 1,
+                                                       KVPLayout.ipDNSSize / 2 + 1)
+
+    static func putIPInfo(_ w: inout ByteWriter, _ info: KVPIPInfo, limits: IPStringLimits) {
+        w.cString(Array(info.adapterID.utf8), at: KVPLayout.ipAdapterID, width: limits.adapterID)
         w.u8(info.addressFamily, at: KVPLayout.ipAddressFamily)
         w.u8(info.dhcpEnabled ? 1 : 0, at: KVPLayout.ipDHCPEnabled)
-        w.cString(Array(info.ipAddresses.utf8), at: KVPLayout.ipAddresses, width: KVPLayout.ipAddressesSize)
-        w.cString(Array(info.subnets.utf8), at: KVPLayout.ipSubnets, width: KVPLayout.ipSubnetsSize)
-        w.cString(Array(info.gateways.utf8), at: KVPLayout.ipGateways, width: KVPLayout.ipGatewaysSize)
-        w.cString(Array(info.dnsServers.utf8), at: KVPLayout.ipDNS, width: KVPLayout.ipDNSSize)
+        w.cString(Array(info.ipAddresses.utf8), at: KVPLayout.ipAddresses, width: limits.addresses)
+        w.cString(Array(info.subnets.utf8), at: KVPLayout.ipSubnets, width: limits.subnets)
+        w.cString(Array(info.gateways.utf8), at: KVPLayout.ipGateways, width: limits.gateways)
+        w.cString(Array(info.dnsServers.utf8), at: KVPLayout.ipDNS, width: limits.dns)
     }
 }
 
@@ -365,7 +381,7 @@ public enum KVPReply {
     public static func ipInfo(_ info: KVPIPInfo, echoing request: [UInt8]) -> [UInt8] {
         var w = echo(request)
         w.u32(HResult.ok.rawValue, at: KVPLayout.error)
-        KVPRequest.putIPInfo(&w, info)
+        KVPRequest.putIPInfo(&w, info, limits: KVPRequest.fieldIPStringLimits)
         return w.bytes
     }
 

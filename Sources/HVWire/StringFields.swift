@@ -50,8 +50,8 @@ extension ByteReader {
 extension ByteWriter {
     /// Writes `value` plus a NUL into a `width`-byte field and returns how many bytes of `value`
     /// were written (without the NUL). Values of `width` bytes or more are cut to fit, NUL kept,
-    /// and the cut never splits a UTF-8 sequence: like the kernel's `utf16s_to_utf8s`, a
-    /// character that does not fit whole is left out, so the field stays valid UTF-8.
+    /// and the cut never splits a UTF-8 sequence (the kernel's `utf16s_to_utf8s` never writes
+    /// part of a character either), so the field stays valid UTF-8.
     @discardableResult
     public mutating func cString<C: Collection>(_ value: C, at offset: Int, width: Int) -> Int where C.Element == UInt8 {
         let bytes = Array(value)

@@ -73,7 +73,7 @@ struct FCopyMessageTests {
         FCopyStart(fileName: "a", pathName: "/", flags: [], fileSize: 0),
         FCopyStart(fileName: "über café.txt", pathName: "/srv/データ/", flags: .overwrite, fileSize: UInt64.max),
         FCopyStart(fileName: "🙂.log", pathName: "C:/not/linux", flags: .createPath, fileSize: 6144),
-        FCopyStart(fileName: String(repeating: "n", count: 519), pathName: String(repeating: "p", count: 519),
+        FCopyStart(fileName: String(repeating: "n", count: 259), pathName: String(repeating: "p", count: 259),
                    flags: FCopyFlags(rawValue: 0xFFFF_FFFF), fileSize: 1),
     ]
 
@@ -84,15 +84,30 @@ struct FCopyMessageTests {
         #expect(try FCopyRequest.decode(bytes) == .start(start))
     }
 
-    @Test("over-long names are cut to 519 bytes without splitting a character")
+    @Test("over-long names are cut like the kernel cuts them: W_MAX_PATH - 1 = 259 bytes, whole characters only")
     func startNameCut() throws {
-        let name = String(repeating: "a", count: 518) + "ß"  // 518 + 2 bytes: "ß" does not fit
-        let bytes = FCopyRequest.start(FCopyStart(fileName: name, pathName: "/", flags: [], fileSize: 0)).encode()
+        let name = String(repeating: "a", count: 258) + "ß"  // 258 + 2 bytes: "ß" does not fit
+        let path = String(repeating: "/d", count: 300)
+        let bytes = FCopyRequest.start(FCopyStart(fileName: name, pathName: path, flags: [], fileSize: 0)).encode()
+        #expect(bytes[36 + 258] == 0 && bytes[556 + 259] == 0)
+        #expect(bytes[(36 + 259)..<556].allSatisfy { $0 == 0 } && bytes[(556 + 260)..<1076].allSatisfy { $0 == 0 })
         guard case .start(let back) = try FCopyRequest.decode(bytes) else {
             Issue.record("not a START")
             return
         }
-        #expect(back.fileName == String(repeating: "a", count: 518))
+        #expect(back.fileName == String(repeating: "a", count: 258))
+        #expect(back.pathName == String(path.prefix(259)))
+    }
+
+    @Test("the decoder accepts names up to the whole 520-byte field")
+    func startDecoderLenientOnLength() throws {
+        var bytes = FCopyRequest.start(FCopyStart(fileName: "", pathName: "", flags: [], fileSize: 0)).encode()
+        for i in 36..<(36 + 519) { bytes[i] = 0x66 }
+        guard case .start(let back) = try FCopyRequest.decode(bytes) else {
+            Issue.record("not a START")
+            return
+        }
+        #expect(back.fileName == String(repeating: "f", count: 519))
     }
 
     @Test("reply: a bare 4-byte status")

@@ -151,13 +151,48 @@ struct KVPMessageTests {
         #expect(Array(bytes[8..<12]) == le32(511))  // key_size = 510 + NUL
         #expect(try KVPRequest.decode(bytes) == .get(pool: 0, key: Array(key.prefix(510))))
 
-        let info = KVPIPInfo(adapterID: String(repeating: "x", count: 254) + "é")  // 254 + 2 bytes > 255
+        let info = KVPIPInfo(adapterID: String(repeating: "x", count: 127) + "é")  // 127 + 2 bytes > 128
         let ip = KVPRequest.getIPInfo(pool: 0, info).encode()
         guard case .getIPInfo(_, let back) = try KVPRequest.decode(ip) else {
             Issue.record("not GET_IP_INFO")
             return
         }
-        #expect(back.adapterID == String(repeating: "x", count: 254))
+        #expect(back.adapterID == String(repeating: "x", count: 127))
+    }
+
+    @Test("IP strings in requests are cut where the kernel cuts them: 128 / 1024 / 1024 / 512 / 1024 bytes")
+    func requestIPStringsKernelLimits() throws {
+        let long = KVPIPInfo(adapterID: String(repeating: "a", count: 300), addressFamily: 1, dhcpEnabled: true,
+                             ipAddresses: String(repeating: "1", count: 3000), subnets: String(repeating: "2", count: 3000),
+                             gateways: String(repeating: "3", count: 3000), dnsServers: String(repeating: "4", count: 3000))
+        let bytes = KVPRequest.setIPInfo(pool: 0, long).encode()
+        guard case .setIPInfo(_, let got) = try KVPRequest.decode(bytes) else {
+            Issue.record("not SET_IP_INFO")
+            return
+        }
+        #expect(got.adapterID.utf8.count == 128)  // MAX_ADAPTER_ID_SIZE bytes (process_ib_ipinfo)
+        #expect(got.ipAddresses.utf8.count == 1024)  // MAX_IP_ADDR_SIZE
+        #expect(got.subnets.utf8.count == 1024)
+        #expect(got.gateways.utf8.count == 512)  // MAX_GATEWAY_SIZE
+        #expect(got.dnsServers.utf8.count == 1024)
+
+        // A daemon reply may use each whole field (less the NUL).
+        let reply = KVPReply.ipInfo(long, echoing: KVPRequest.getIPInfo(pool: 0, KVPIPInfo(adapterID: "m")).encode())
+        let info = try #require(try KVPReply.decode(reply, for: .getIPInfo).ipInfo)
+        #expect(info.adapterID.utf8.count == 255)
+        #expect(info.ipAddresses.utf8.count == 2047)
+        #expect(info.gateways.utf8.count == 1023)
+    }
+
+    @Test("the request decoder accepts IP strings up to the whole field, beyond the kernel's own cut")
+    func requestDecoderLenientOnLength() throws {
+        var bytes = KVPRequest.getIPInfo(pool: 0, KVPIPInfo(adapterID: "")).encode()
+        for i in 4..<(4 + 255) { bytes[i] = 0x41 }  // 255 'A's + the field's last byte as NUL
+        guard case .getIPInfo(_, let got) = try KVPRequest.decode(bytes) else {
+            Issue.record("not GET_IP_INFO")
+            return
+        }
+        #expect(got.adapterID == String(repeating: "A", count: 255))
     }
 
     // MARK: Registration
