@@ -7,7 +7,8 @@ public struct DaemonSettings: Sendable, Equatable {
     public enum LogTarget: String, Sendable, CaseIterable {
         /// journald when systemd runs the daemon and the journal socket exists, else stderr.
         case auto
-        /// journald's native protocol (structured fields).
+        /// journald's native protocol (structured fields). Without a running journald, entries
+        /// are dropped (libsystemd ignores a missing socket): prefer `auto`.
         case journal
         /// One line per entry on standard error.
         case stderr

@@ -91,13 +91,13 @@ public struct ConfigDocument: Sendable {
                     continue
                 }
                 var merged = sections[name] ?? [:]
-                var where_ = origins[name] ?? [:]
+                var keyOrigins = origins[name] ?? [:]
                 for (key, v) in table {
                     merged[key] = mergeValue(merged[key], v)
-                    where_[key] = location([name, key])
+                    keyOrigins[key] = location([name, key])
                 }
                 sections[name] = merged
-                origins[name] = where_
+                origins[name] = keyOrigins
             }
             if let first = unknown.first {
                 let list = unknown.map { "[\($0)]" }.joined(separator: ", ")
@@ -121,9 +121,9 @@ public struct ConfigDocument: Sendable {
     /// Section `name` with its merged values; empty (all defaults) when no file has it.
     public func section(_ name: String) -> ConfigSection {
         let values = sections[name] ?? [:]
-        let where_ = origins[name] ?? [:]
+        let keyOrigins = origins[name] ?? [:]
         let fallback = ConfigLocation(file: files.last ?? "<defaults>")
-        return ConfigSection(name: name, values: values, locate: { key in where_[key] ?? fallback })
+        return ConfigSection(name: name, values: values, locate: { key in keyOrigins[key] ?? fallback })
     }
 
     // MARK: Parsing
