@@ -1,0 +1,11 @@
+#define _GNU_SOURCE
+#include "chvfreeze.h"
+
+#include <fcntl.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+int chv_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+unsigned int chv_dev_major(dev_t dev) { return major(dev); }
+unsigned int chv_dev_minor(dev_t dev) { return minor(dev); }
