@@ -25,7 +25,8 @@ public struct SpawnResult: Sendable, Equatable {
 public enum Spawn {
     /// Runs `executable` with `arguments` (argv[1...]) and exactly `environment` (`KEY=value`).
     ///
-    /// The program gets stdin from /dev/null, stdout and stderr into one pipe, default signal
+    /// The program gets stdin from /dev/null, stdout and stderr into one pipe, no other
+    /// descriptors, default signal
     /// dispositions and an empty signal mask (the daemon blocks signals for its own use), and its
     /// own process group. When it overruns `timeoutMilliseconds`, the whole group gets SIGKILL,
     /// so helpers it started die with it. Once the program itself exits, helpers it left running
@@ -48,6 +49,9 @@ public enum Spawn {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
         posix_spawn_file_actions_adddup2(&actions, writeEnd, 2)
+        // Descriptors opened without O_CLOEXEC elsewhere in the process (libraries) must not
+        // leak into hooks: a hook's long-lived helper would keep them open.
+        chv_spawn_add_closefrom(&actions, 3)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -64,10 +68,17 @@ public enum Spawn {
 
         var pid: pid_t = 0
         let argv = [executable] + arguments
-        let r = withCStrings(argv) { cArgv in
-            withCStrings(environment) { cEnv in
-                posix_spawn(&pid, executable, &actions, &attributes, cArgv, cEnv)
+        var r: Int32 = 0
+        // ETXTBSY: someone (a package upgrade; another thread's fork in tests) briefly holds the
+        // file open for writing. It clears within milliseconds, so retry a few times.
+        for attempt in 0..<20 {
+            r = withCStrings(argv) { cArgv in
+                withCStrings(environment) { cEnv in
+                    posix_spawn(&pid, executable, &actions, &attributes, cArgv, cEnv)
+                }
             }
+            if r != ETXTBSY || attempt == 19 { break }
+            sleepMilliseconds(10)
         }
         if r != 0 { throw SystemError("posix_spawn \(executable)", errno: r) }
         close(writeEnd)
