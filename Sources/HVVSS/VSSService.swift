@@ -3,35 +3,6 @@ import HVSystem
 import HVWire
 import Logging
 
-/// `hv_vss_msg` operations (PROTOCOL.md §3.1).
-public enum VSSOperation: UInt8, Sendable, CaseIterable {
-    case create = 0
-    case delete = 1
-    case hotBackup = 2
-    case getDMInfo = 3
-    case backupComplete = 4
-    case freeze = 5
-    case thaw = 6
-    case autoRecover = 7
-    case register = 128
-    case register1 = 129
-
-    public var name: String {
-        switch self {
-        case .create: return "CREATE"
-        case .delete: return "DELETE"
-        case .hotBackup: return "HOT_BACKUP"
-        case .getDMInfo: return "GET_DM_INFO"
-        case .backupComplete: return "BU_COMPLETE"
-        case .freeze: return "FREEZE"
-        case .thaw: return "THAW"
-        case .autoRecover: return "AUTO_RECOVER"
-        case .register: return "REGISTER"
-        case .register1: return "REGISTER1"
-        }
-    }
-}
-
 /// The kernel's registration answer was not the 4-byte u32 129.
 public struct VSSRegistrationError: Error, Sendable, Equatable, CustomStringConvertible {
     public var reply: [UInt8]
@@ -101,28 +72,25 @@ public final class VSSService: RelayService {
         if r.hadSession && !r.failures.isEmpty {
             logger.error("VSS: could not thaw everything before registering: \(r.failures.joined(separator: "; "))")
         }
-        return Self.encodeMessage(operation: VSSOperation.register1.rawValue)
+        return VSSRegistration.message()
     }
 
     public func registrationCompleted(reply: [UInt8]) throws -> String {
-        let r = ByteReader(reply, structure: "hv_vss registration reply")
-        guard reply.count == 4, let v = try? r.u32(at: 0), v == UInt32(VSSOperation.register1.rawValue) else {
+        do throws(WireError) {
+            _ = try VSSRegistration.decodeReply(reply)
+        } catch {
             throw VSSRegistrationError(reply: reply)
         }
         return "REGISTER1 (129)"
     }
 
     public func handle(request: [UInt8]) -> RelayReply {
-        let reader = ByteReader(request, structure: "hv_vss_msg")
-        let op: UInt8
-        let flags: UInt32
-        do throws(WireError) {
-            try reader.require(12)
-            op = try reader.u8(at: 0)
-            flags = try reader.u32(at: 8)
-        } catch {
+        let message: VSSRequest
+        do throws(WireError) { message = try VSSRequest.decode(request) } catch {
             return reply("INVALID", .fail, detail: error.description)
         }
+        let op = message.rawOperation
+        let flags = message.flags
         guard let operation = VSSOperation(rawValue: op) else {
             // Only FREEZE, THAW and HOT_BACKUP are relayed today; a newer kernel relaying
             // something new would be a notification we can't act on. Like the reference, answer
@@ -135,15 +103,15 @@ public final class VSSService: RelayService {
         case .thaw:
             let o = engine.thaw(reason: .hostRequest)
             let detail = o.failures.isEmpty ? "thawed \(o.thawed.count)" : o.failures.joined(separator: "; ")
-            return reply(operation.name, o.status, detail: detail)
+            return reply(operation.description, o.status, detail: detail)
         case .hotBackup:
             // Nothing to prepare; the kernel sets no-auto-recovery itself (PROTOCOL.md V2: it
             // cannot see our answer's op byte, so that flag is not ours to influence).
-            return reply(operation.name, .ok)
+            return reply(operation.description, .ok)
         case .create, .delete, .getDMInfo, .backupComplete, .autoRecover:
-            return reply(operation.name, .ok, detail: "normally answered by the kernel")
+            return reply(operation.description, .ok, detail: "normally answered by the kernel")
         case .register, .register1:
-            return reply(operation.name, .ok, detail: "registration op as a request, ignored")
+            return reply(operation.description, .ok, detail: "registration op as a request, ignored")
         }
     }
 
@@ -189,22 +157,7 @@ public final class VSSService: RelayService {
     }
 
     private func reply(_ operation: String, _ status: HResult, detail: String? = nil) -> RelayReply {
-        RelayReply(bytes: Self.encodeReply(status), operation: operation, status: status, detail: detail)
+        RelayReply(bytes: VSSReply(status: status).encode(), operation: operation, status: status, detail: detail)
     }
 
-    // MARK: Wire (private until HVWire's VSS types land)
-
-    /// A 12-byte `hv_vss_msg` with `vss_hdr.operation` set.
-    static func encodeMessage(operation: UInt8) -> [UInt8] {
-        var w = ByteWriter(size: 12)
-        w.u8(operation, at: 0)
-        return w.bytes
-    }
-
-    /// A 12-byte `hv_vss_msg` reply: `error` (s32) in bytes 0–3, the rest zero.
-    static func encodeReply(_ status: HResult) -> [UInt8] {
-        var w = ByteWriter(size: 12)
-        w.i32(status.signed, at: 0)
-        return w.bytes
-    }
 }
