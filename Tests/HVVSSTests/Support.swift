@@ -15,9 +15,14 @@ enum FileManagerShim {
 final class TempDir: @unchecked Sendable {
     let path: String
     init(_ prefix: String = "hvvss") throws {
-        var template = Array((NSTemporaryDirectory() + "/\(prefix).XXXXXX").utf8CString)
-        guard let p = mkdtemp(&template) else { throw POSIXError(.EIO) }
-        path = String(cString: p)
+        // Canonical (no `//`, no symlinks): mountinfo shows canonical paths, and the allow-list
+        // must match them exactly.
+        var base = NSTemporaryDirectory()
+        while base.count > 1 && base.hasSuffix("/") { base.removeLast() }
+        var template = Array((base + "/\(prefix).XXXXXX").utf8CString)
+        guard let p = mkdtemp(&template), let real = realpath(p, nil) else { throw POSIXError(.EIO) }
+        path = String(cString: real)
+        free(real)
     }
     func cleanup() { try? FileManager.default.removeItem(atPath: path) }
     func file(_ name: String) -> String { path + "/" + name }
