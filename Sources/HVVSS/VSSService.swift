@@ -119,6 +119,9 @@ public final class VSSService: RelayService {
         // The kernel already failed the pending request; filesystems must not stay frozen
         // waiting for a THAW that will never come on this connection.
         if engine.isFrozen { engine.thaw(reason: .channelReset(reason)) }
+        // The daemon resets every channel when it stops (SIGTERM): let the thaw hooks finish
+        // before the process goes away.
+        engine.waitForHooks()
     }
 
     // MARK: Daemon hooks
