@@ -278,6 +278,8 @@ public final class FreezeEngine: Sendable {
 
     private func thaw(reason: ThawReason, onlyGeneration: UInt64?) -> ThawOutcome {
         let synchronousHooks = reason == .shutdown || reason == .recovery
+        // One hook thread at a time: the previous thaw's hooks finish before new ones start.
+        waitForHooks()
         var outcome = state.withLock { s -> ThawOutcome in
             var o = ThawOutcome(status: .ok, reason: reason, thawed: [], notFrozen: [], failures: [], hooks: [])
             if let g = onlyGeneration, g != s.generation { return o }
