@@ -143,7 +143,7 @@ public final class FileCopyEngine: Sendable {
                 let file = try directory.createExclusiveFile(temporary, mode: Self.temporaryFileMode)
                 return ActiveCopy(
                     destination: destination, flags: flags, size: size, directory: directory,
-                    temporaryName: temporary, file: file, started: started)
+                    temporaryName: temporary, file: file, started: started, startsWriteback: configuration.fsync)
             } catch {
                 lastError = error
                 if error.errno != EEXIST { break }
@@ -485,6 +485,9 @@ final class ActiveCopy {
     let temporaryName: String
     let file: Descriptor
     let started: UInt64
+    /// Start writeback after each block (when COMPLETE will fsync): the disk then works while
+    /// fragments are still arriving, instead of all at once inside COMPLETE's fsync.
+    let startsWriteback: Bool
     /// Gathers consecutive fragments; allocated at most once, no larger than the file.
     private let buffer: UnsafeMutableRawBufferPointer
     private var bufferStart: UInt64 = 0
@@ -495,7 +498,7 @@ final class ActiveCopy {
 
     init(
         destination: CopyDestination, flags: FileCopyFlags, size: UInt64, directory: Descriptor, temporaryName: String,
-        file: Descriptor, started: UInt64
+        file: Descriptor, started: UInt64, startsWriteback: Bool
     ) {
         self.destination = destination
         self.flags = flags
@@ -504,6 +507,7 @@ final class ActiveCopy {
         self.temporaryName = temporaryName
         self.file = file
         self.started = started
+        self.startsWriteback = startsWriteback
         let capacity = Int(min(UInt64(FileCopyEngine.coalescingBufferSize), size))
         buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 4096)
     }
@@ -521,6 +525,7 @@ final class ActiveCopy {
         }
         if data.count > buffer.count {
             try file.writeAll(data, at: Int64(offset))
+            if startsWriteback { try writeBack(offset: offset, count: data.count) }
         } else if let base = buffer.baseAddress {
             (base + buffered).copyMemory(from: source, byteCount: data.count)
             buffered += data.count
@@ -534,6 +539,15 @@ final class ActiveCopy {
         let pending = UnsafeRawBufferPointer(rebasing: buffer[0..<buffered])
         buffered = 0
         try file.writeAll(pending, at: Int64(bufferStart))
+        if startsWriteback { try writeBack(offset: bufferStart, count: pending.count) }
         bufferStart &+= UInt64(pending.count)
+    }
+
+    private func writeBack(offset: UInt64, count: Int) throws(SystemError) {
+        do throws(SystemError) { try file.startWriteback(offset: Int64(offset), count: Int64(count)) } catch {
+            // Advisory: only a full disk is worth reporting now; anything else (not supported,
+            // an I/O error) is left to COMPLETE's fsync to report.
+            if error.errno == ENOSPC || error.errno == EDQUOT { throw error }
+        }
     }
 }

@@ -189,6 +189,14 @@ extension Descriptor {
         _ = try retryOnInterrupt("fsync") { Glibc.fsync(f) }
     }
 
+    /// Starts writing the range back to disk without waiting (`sync_file_range` with
+    /// `SYNC_FILE_RANGE_WRITE`), so a later `fsync` has little left to do. Advisory: errors
+    /// that only mean "not supported here" are for the caller to ignore.
+    public func startWriteback(offset: Int64, count: Int64) throws(SystemError) {
+        let f = fd
+        _ = try retryOnInterrupt("sync_file_range") { chv_start_writeback(f, offset, count) }
+    }
+
     /// `fchmod`.
     public func changeMode(_ mode: mode_t) throws(SystemError) {
         let f = fd
