@@ -106,6 +106,45 @@ func writeMessage(offset: UInt64, _ data: ArraySlice<UInt8>) -> [UInt8] {
     }
 }
 
+@Suite struct ServiceGarbageTests {
+    /// Whole, truncated, oversized and random messages: always a 4-byte answer, never a trap,
+    /// never a file outside the allowed root.
+    @Test func garbageIsAnsweredNeverTrapped() throws {
+        let scratch = try Scratch()
+        try scratch.mkdir("allowed")
+        let service = FileCopyService(engine: makeEngine(FileCopyConfiguration(allowedRoots: [scratch.sub("allowed")])))
+        var generator = SystemRandomNumberGenerator()
+        let valid = [
+            startMessage(path: scratch.sub("allowed"), name: "f", flags: [.overwrite], size: 9000),
+            writeMessage(offset: 0, pseudoRandomBytes(6144)[...]),
+            FCopyRequest.complete.encode(), FCopyRequest.cancel.encode(),
+        ]
+        for round in 0..<3000 {
+            var message: [UInt8]
+            switch round % 4 {
+            case 0:  // a valid message cut short or padded
+                let base = valid[Int.random(in: 0..<valid.count, using: &generator)]
+                let n = Int.random(in: 0...(base.count + 64), using: &generator)
+                message = Array(base.prefix(n)) + [UInt8](repeating: 0x41, count: max(0, n - base.count))
+            case 1:  // a valid message with random bytes flipped
+                message = valid[Int.random(in: 0..<valid.count, using: &generator)]
+                for _ in 0..<8 where !message.isEmpty {
+                    message[Int.random(in: 0..<message.count, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
+                }
+            default:  // noise with a plausible operation
+                message = (0..<Int.random(in: 0...7000, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                if message.count >= 4 { message[0] = UInt8.random(in: 0...4, using: &generator); message[1] = 0; message[2] = 0; message[3] = 0 }
+            }
+            let reply = service.handle(request: message)
+            #expect(reply.bytes.count == 4)
+            #expect(reply.bytes == FCopyReply.encode(reply.status))
+        }
+        service.channelReset(reason: "test over")
+        #expect(scratch.tree().allSatisfy { $0 == "allowed" || $0.hasPrefix("allowed/") })
+        #expect(scratch.names("allowed").allSatisfy { !FileCopyEngine.isTemporaryName($0) })
+    }
+}
+
 extension HResult {
     var littleEndianBytes: [UInt8] { FCopyReply.encode(self) }
 }
