@@ -108,6 +108,7 @@ public final class UIOHost: @unchecked Sendable {
     private let rings: RingPair
     private let listener: Descriptor
     private let state = Locked(State())
+    private let acceptor = Locked<(OSThread, EventFD)?>(nil)
 
     private struct State {
         var connection: Descriptor?
@@ -152,9 +153,17 @@ public final class UIOHost: @unchecked Sendable {
         return "0x" + String(repeating: "0", count: max(0, 16 - digits.count)) + digits
     }
 
-    /// Stops serving: closes the connection and the listening socket (the socket file stays
-    /// until the device root is removed).
+    /// Stops serving: stops the background acceptor, closes the connection and the listening
+    /// socket (the socket file stays until the device root is removed).
     public func close() {
+        let running = acceptor.withLock { a -> (OSThread, EventFD)? in
+            defer { a = nil }
+            return a
+        }
+        if let (thread, stop) = running {
+            stop.signal()
+            thread.join()
+        }
         state.withLock { s in
             s.connection?.close()
             s.connection = nil
@@ -185,6 +194,43 @@ public final class UIOHost: @unchecked Sendable {
         try serialized { (s: inout State) throws(UIOHostError) in
             try refreshConnection(&s)
             if s.connection == nil { try accept(&s, timeoutMilliseconds: timeoutMilliseconds) }
+        }
+    }
+
+    /// Accepts guests as they open the device, from a background thread, the way the kernel
+    /// connects the channel on `open()` whether or not the host has work: the daemon's open
+    /// never waits for a host operation. With `negotiateOnConnect` the host negotiates right
+    /// away, as Hyper-V does when a channel opens (a failure is retried by the next `send`).
+    /// A second opener while one guest is connected is refused (closed). `close()` stops it.
+    public func startAcceptingInBackground(negotiateOnConnect: Bool = true, timeoutMilliseconds: Int32 = 5_000)
+        throws(UIOHostError)
+    {
+        let stop: EventFD
+        do { stop = try EventFD() } catch { throw .system(error) }
+        let thread: OSThread
+        do {
+            thread = try OSThread(name: "uio-accept") {
+                self.acceptLoop(stop: stop, negotiateOnConnect: negotiateOnConnect, timeoutMilliseconds: timeoutMilliseconds)
+            }
+        } catch { throw .system(error) }
+        acceptor.withLock { $0 = (thread, stop) }
+    }
+
+    private func acceptLoop(stop: EventFD, negotiateOnConnect: Bool, timeoutMilliseconds: Int32) {
+        while true {
+            guard let ready = try? poll([(listener.fd, .readable), (stop.fd, .readable)], timeoutMilliseconds: -1) else { return }
+            if !ready[1].isEmpty || ready[0].contains(.invalid) { return }
+            if ready[0].isEmpty { continue }
+            _ = try? serialized { (s: inout State) throws(UIOHostError) in
+                try refreshConnection(&s)
+                if s.connection != nil {
+                    // One opener at a time: refuse the newcomer.
+                    if let extra = try? SeqPacket.accept(listener) { extra.close() }
+                    return
+                }
+                try accept(&s, timeoutMilliseconds: 0)
+                if negotiateOnConnect { _ = try? negotiate(&s, timeoutMilliseconds: timeoutMilliseconds) }
+            }
         }
     }
 

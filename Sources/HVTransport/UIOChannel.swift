@@ -1,6 +1,5 @@
 import HVRing
 import HVSystem
-import HVWire
 
 /// Why `waitForInterrupt` returned.
 public enum UIOWakeReason: Equatable, Sendable {

@@ -216,3 +216,59 @@ final class GuestLoop: @unchecked Sendable {
         #expect(throws: UIOChannelError.disconnected) { try channel.waitForInterrupt(stop: nil, timeoutMilliseconds: 1_000) }
     }
 }
+
+@Suite(.serialized) struct UIOBackgroundAcceptTests {
+    @Test func guestOpensWithoutWaitingForTheHostAndNegotiatesOnConnect() throws {
+        let root = try TemporaryDeviceRoot()
+        let host = try UIOHost(deviceRoot: root.path, configuration: .heartbeat(uioIndex: 5))
+        defer { host.close() }
+        try host.startAcceptingInBackground()
+
+        let stop = try EventFD()
+        let outcome = Locked<(negotiated: ICVersion?, malformed: Int, error: String?)>((nil, 0, nil))
+        let guest = try OSThread(name: "guest-ic") {
+            do {
+                let channel = try UIOChannel.open(classID: "57164f39-9115-4e78-ab55-382f3bd5422d", deviceRoot: root.path)
+                defer { channel.close() }
+                var responder = ICResponder(versions: .heartbeat)
+                try channel.serveIC(until: stop, responder: &responder) { payload, header in
+                    // Heartbeat: increment seq_num (u64 at 28) and echo.
+                    guard header.messageType == .heartbeat, payload.count >= 36 else { return false }
+                    payload[28] &+= 1
+                    return (try? ICMessageHeader.markResponse(in: &payload, status: .ok)) != nil
+                }
+                outcome.withLock { $0 = (responder.negotiated?.message, responder.malformedPackets, nil) }
+            } catch {
+                outcome.withLock { $0.error = "\(error)" }
+            }
+        }
+        defer {
+            stop.signal()
+            guest.join()
+        }
+
+        // The acceptor negotiates by itself; wait for it.
+        let deadline = monotonicNanoseconds() + 5_000_000_000
+        while host.negotiatedVersions == nil && monotonicNanoseconds() < deadline { sleepMilliseconds(5) }
+        #expect(host.negotiatedVersions?.framework == ICVersion(3, 0))
+        #expect(host.negotiatedVersions?.message == ICVersion(3, 0))
+
+        // A second opener is refused while the first holds the device.
+        #expect(throws: UIOChannelError.self) {
+            try UIOChannel.open(classID: "57164f39-9115-4e78-ab55-382f3bd5422d", deviceRoot: root.path, handshakeTimeoutMilliseconds: 2_000)
+        }
+
+        let response = try host.send(icMessage: host.makeRequest(body: [41] + [UInt8](repeating: 0, count: 39)), timeoutMilliseconds: 5_000)
+        #expect(response[28] == 42)
+        #expect(try ICMessageHeader.decode(from: response).flags == [.transaction, .response])
+        // Too short for an IC header: dropped, not answered.
+        #expect(throws: UIOHostError.timedOut) { try host.sendRaw(payload: [1, 2, 3], timeoutMilliseconds: 100) }
+
+        stop.signal()
+        guest.join()
+        #expect(outcome.current.error == nil)
+        #expect(outcome.current.negotiated == ICVersion(3, 0))
+        #expect(outcome.current.malformed == 1)
+        #expect(host.connectionCount == 1)
+    }
+}
