@@ -41,3 +41,12 @@ public enum SharedMemory {
         return d
     }
 }
+
+extension Descriptor {
+    /// `st_size` from `fstat(2)`: how much of a memfd or file can be mapped without SIGBUS.
+    public func mappableSize() throws(SystemError) -> Int {
+        var st = stat()
+        if fstat(fd, &st) != 0 { throw SystemError.last("fstat \(self)") }
+        return Int(st.st_size)
+    }
+}

@@ -66,6 +66,10 @@ public final class UIOChannel: @unchecked Sendable {
                 guard size == device.map0Size else {
                     throw UIOChannelError.handshake("shared memory is \(size) bytes, sysfs map0 says \(device.map0Size)")
                 }
+                // Mapping past the end of the memfd would turn ring accesses into SIGBUS.
+                guard try passed.mappableSize() >= size else {
+                    throw UIOChannelError.handshake("shared memory from \(path) is smaller than \(size) bytes")
+                }
                 memory = try MappedMemory(mapping: passed, length: size)
                 passed.close()
             case .characterDevice:

@@ -272,3 +272,45 @@ final class GuestLoop: @unchecked Sendable {
         #expect(host.connectionCount == 1)
     }
 }
+
+@Suite(.serialized) struct UIOHandshakeTests {
+    /// A hand-made fake device whose "kernel" sends `size` with `memorySize` bytes of memory
+    /// (or no descriptor); returns what the guest's open threw.
+    func openAgainstBadHandshake(size: UInt32, memorySize: Int?) throws -> UIOChannelError? {
+        let root = try TemporaryDeviceRoot()
+        let devices = root.path + "/sys/bus/vmbus/devices/inst/"
+        try FileManager.default.createDirectory(atPath: devices + "uio/uio9", withIntermediateDirectories: true)
+        try "{9527e630-d0ae-497b-adce-e80ab0175caf}\n".write(toFile: devices + "class_id", atomically: false, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: root.path + "/sys/class/uio/uio9/maps/map0", withIntermediateDirectories: true)
+        try "0xa000\n".write(toFile: root.path + "/sys/class/uio/uio9/maps/map0/size", atomically: false, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: root.path + "/dev", withIntermediateDirectories: true)
+        let listener = try SeqPacket.listen(root.path + "/dev/uio9")
+        let failure = Locked<UIOChannelError?>(nil)
+        let guest = try OSThread(name: "guest-bad") {
+            do {
+                _ = try UIOChannel.open(classID: "9527e630-d0ae-497b-adce-e80ab0175caf", deviceRoot: root.path, handshakeTimeoutMilliseconds: 2_000)
+            } catch let error as UIOChannelError {
+                failure.withLock { $0 = error }
+            } catch {}
+        }
+        _ = try poll([(listener.fd, .readable)], timeoutMilliseconds: 2_000)
+        let connection = try SeqPacket.accept(listener)
+        let sizeBytes = (0..<4).map { UInt8(truncatingIfNeeded: size >> (8 * UInt32($0))) }
+        if let memorySize {
+            try connection.send(sizeBytes, passing: try SharedMemory.create(name: "bad", size: memorySize))
+        } else {
+            try connection.send(sizeBytes)
+        }
+        guest.join()
+        return failure.current
+    }
+
+    @Test func sizeMismatchMissingDescriptorAndShortMemoryAreRefused() throws {
+        let mismatch = try openAgainstBadHandshake(size: 0x8000, memorySize: 0x8000)
+        #expect(mismatch == .handshake("shared memory is 32768 bytes, sysfs map0 says 40960"))
+        let noDescriptor = try #require(try openAgainstBadHandshake(size: 0xA000, memorySize: nil))
+        #expect(noDescriptor.description.contains("carries no descriptor"))
+        let short = try #require(try openAgainstBadHandshake(size: 0xA000, memorySize: 0x1000))
+        #expect(short.description.contains("is smaller than 40960 bytes"))
+    }
+}
