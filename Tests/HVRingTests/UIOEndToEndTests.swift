@@ -314,3 +314,38 @@ final class GuestLoop: @unchecked Sendable {
         #expect(short.description.contains("is smaller than 40960 bytes"))
     }
 }
+
+/// Round-trip rate of fcopy-sized requests through emulator + UIOChannel: the transport's
+/// ceiling for file copy. Opt-in (HV_RING_BENCH=1), best run with `-c release`.
+@Suite struct UIOThroughputBenchmark {
+    @Test(.enabled(if: environment("HV_RING_BENCH") != nil, "set HV_RING_BENCH=1 to measure"))
+    func fcopySizedRoundTrips() throws {
+        let root = try TemporaryDeviceRoot()
+        let host = try UIOHost(deviceRoot: root.path, configuration: .fcopy(uioIndex: 6))
+        defer { host.close() }
+        let stop = try EventFD()
+        let guest = try OSThread(name: "guest-bench") {
+            guard let channel = try? UIOChannel.open(classID: UIOEndToEndTests.fcopyClass, deviceRoot: root.path) else { return }
+            defer { channel.close() }
+            var responder = ICResponder(versions: .fcopy)
+            try? channel.serveIC(until: stop, responder: &responder) { payload, _ in
+                (try? ICMessageHeader.markResponse(in: &payload, status: .ok)) != nil
+            }
+        }
+        defer {
+            stop.signal()
+            guest.join()
+        }
+        try host.acceptGuest(timeoutMilliseconds: 5_000)
+        try host.negotiate(timeoutMilliseconds: 5_000)
+        let body = try FCopyWireMessage.writeToFile(offset: 0, data: [UInt8](repeating: 0x5A, count: 6144)[...]).encode()
+        let request = host.makeRequest(body: body)
+        let count = 20_000
+        let start = monotonicNanoseconds()
+        for _ in 0..<count { _ = try host.send(icMessage: request, timeoutMilliseconds: 5_000) }
+        let seconds = Double(monotonicNanoseconds() - start) / 1e9
+        let mbPerSecond = Double(count * 6144) / seconds / 1e6
+        print("UIO fcopy-sized round trips: \(Int(Double(count) / seconds))/s, \(Int(mbPerSecond)) MB/s of file data")
+        #expect(mbPerSecond > 10)
+    }
+}
