@@ -307,3 +307,45 @@ func pattern(_ count: Int, seed: Int) -> [UInt8] {
         #expect(try ring.bytesToRead() == 0)
     }
 }
+
+@Suite struct HostileRingMemoryTests {
+    @Test func randomSharedMemoryNeverTrapsOrOverreads() throws {
+        var generator = SystemRandomNumberGenerator()
+        let memory = RingMemory(size: 4096 + 512)
+        let ring = try memory.ring()
+        var out: [UInt8] = []
+        var outcomes = (packets: 0, errors: 0)
+        for _ in 0..<5_000 {
+            // Garbage everywhere the host can write: data area and both indices.
+            for i in stride(from: 0, to: 512, by: 8) {
+                (memory.base + 4096 + i).storeBytes(of: UInt64.random(in: 0...UInt64.max, using: &generator), as: UInt64.self)
+            }
+            let choices: [UInt32] = [0, 8, 256, 504, 512, 4, UInt32.random(in: 0...UInt32.max, using: &generator)]
+            ring.writeIndex = choices.randomElement(using: &generator)!
+            ring.readIndex = choices.randomElement(using: &generator)!
+            // Often a plausible descriptor, so whole packets (and near misses) get read too.
+            let r = Int(ring.readIndex)
+            if r < 512 && r % 8 == 0 && Bool.random(using: &generator) {
+                let word = UInt64(6) | UInt64.random(in: 0...4, using: &generator) << 16 | UInt64.random(in: 0...70, using: &generator) << 32
+                (memory.base + 4096 + r).storeBytes(of: word, as: UInt64.self)
+            }
+            ring.featureBits = UInt32.random(in: 0...1, using: &generator)
+            ring.pendingSendSize = UInt32.random(in: 0...600, using: &generator)
+            for _ in 0..<4 {
+                do {
+                    guard let result = try ring.read(into: &out) else { break }
+                    outcomes.packets += 1
+                    #expect(result.payloadLength == out.count)
+                    #expect(out.count <= 512 - 24)
+                    #expect(ring.readIndex < 512)
+                } catch {
+                    outcomes.errors += 1
+                    break
+                }
+            }
+        }
+        // Both paths were exercised.
+        #expect(outcomes.packets > 0)
+        #expect(outcomes.errors > 0)
+    }
+}
