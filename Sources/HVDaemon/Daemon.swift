@@ -1,6 +1,8 @@
 import Glibc
+import HVFileCopy
 import HVServiceKit
 import HVSystem
+import HVVSS
 import Logging
 
 /// Command-line choices of `hvguestd` (DESIGN.md, "Interfaces others rely on").
@@ -41,13 +43,19 @@ let relayServices: [ServiceName] = [.kvp, .vss, .fcopy]
 /// The composed daemon: configuration → services → channel threads, plus signals and sd_notify.
 public final class Daemon: @unchecked Sendable {
     public let options: DaemonOptions
+    public let configuration: DaemonConfiguration
     public let status = StatusBoard()
     private let logger: Logger
     private var runners: [RelayChannelRunner] = []
+    private var watchdog: WatchdogPinger?
+    /// Overrides for tests: the channel runner's timing.
+    public var runnerSettings = RelayChannelRunner.Settings()
 
-    public init(options: DaemonOptions, logger: Logger) {
+    public init(options: DaemonOptions, configuration: DaemonConfiguration, logger: Logger) {
         self.options = options
+        self.configuration = configuration
         self.logger = logger
+        runnerSettings.maximumBackoffMilliseconds = Int32(min(configuration.settings.reconnectMaxSeconds * 1000, 3_600_000))
     }
 
     var environment: ServiceEnvironment {
@@ -69,32 +77,77 @@ public final class Daemon: @unchecked Sendable {
         return present
     }
 
-    func makeService(_ name: ServiceName) -> (any RelayService)? {
+    func makeService(_ name: ServiceName, environment env: ServiceEnvironment) -> (any RelayService)? {
         switch name {
-        case .kvp, .vss, .fcopy: return UnimplementedRelayService(name)
-        case .shutdown, .timesync, .heartbeat: return nil
+        case .kvp:
+            return UnimplementedRelayService(name)
+        case .vss:
+            return VSSService(environment: env, configuration: configuration.vss)
+        case .fcopy:
+            let service = FileCopyService(configuration: configuration.fcopy, environment: env)
+            // A copy interrupted by a crash left a hidden temporary file; remove it before the
+            // host can start a new copy (never a partial file at the destination).
+            _ = service.engine.cleanStaleTemporaries()
+            return service
+        case .shutdown, .timesync, .heartbeat:
+            return nil
+        }
+    }
+
+    /// Start-up safety net: a previous run that died while filesystems were frozen left a
+    /// record; thaw what it lists before anything else (PROTOCOL.md §6.3 V3).
+    func recoverFrozenFilesystems() {
+        let report = VSSRecovery.thawAll(runtimeDirectory: options.resolvedRuntimeDirectory)
+        guard report.hadRecord else { return }
+        if report.succeeded {
+            logger.warning("a previous run left filesystems frozen; thawed \(report.thawed), not frozen: \(report.notFrozen)")
+        } else {
+            logger.critical("could not thaw what a previous run froze: \(report.failures.joined(separator: "; "))")
         }
     }
 
     /// Starts every selected service on its own thread.
     public func start() throws {
         try makeDirectories(options.resolvedRuntimeDirectory)
+        recoverFrozenFilesystems()
         let env = environment
         for name in selectedServices() {
-            guard let service = makeService(name) else {
+            guard let service = makeService(name, environment: env) else {
                 logger.warning("service \(name.rawValue) is not available in this build; skipping")
                 continue
             }
-            let runner = try RelayChannelRunner(service: service, environment: env, status: status)
+            let runner = try RelayChannelRunner(service: service, environment: env, status: status, settings: runnerSettings)
             try runner.start()
             runners.append(runner)
+        }
+        let watched = runners
+        watchdog = try WatchdogPinger.startIfRequested(settings: configuration.settings) {
+            // Healthy unless a request has been running far longer than the kernel would wait
+            // (FREEZE may legitimately take up to 900 s plus hooks).
+            watched.allSatisfy { r in
+                let limit: UInt64 = r.service.name == .vss ? 1_000 : 120
+                return (r.busyNanoseconds() ?? 0) < limit * 1_000_000_000
+            }
         }
     }
 
     /// Stops every service (each resets first: a freeze is thawed, a partial copy removed).
     public func stop() {
+        watchdog?.stop()
+        watchdog = nil
         for r in runners.reversed() { r.stop() }
         runners = []
+    }
+
+    /// One line for systemd's STATUS=.
+    public func statusLine() -> String {
+        let all = status.snapshot()
+        let registered = all.filter { $0.state.isHealthy }.map { $0.service.rawValue }
+        let waiting = all.filter { !$0.state.isHealthy }.map { $0.service.rawValue }
+        var parts: [String] = []
+        if !registered.isEmpty { parts.append("registered: " + registered.joined(separator: ", ")) }
+        if !waiting.isEmpty { parts.append("waiting: " + waiting.joined(separator: ", ")) }
+        return parts.isEmpty ? "no services" : parts.joined(separator: "; ")
     }
 
     /// Runs until SIGTERM or SIGINT: blocks those signals in every thread (call before any other

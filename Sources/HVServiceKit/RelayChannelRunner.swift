@@ -164,7 +164,7 @@ public final class RelayChannelRunner: @unchecked Sendable {
             $0.state = .registered(version: version)
             $0.registrations += 1
         }
-        logger.notice("registered on \(channel.description), version \(version)")
+        logger.notice("registered on \(channel.description): \(version)")
 
         while true {
             switch waitReadable(channel, timeout: -1) {
