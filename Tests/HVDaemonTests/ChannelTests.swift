@@ -3,6 +3,7 @@ import HVDaemon
 import HVEmulator
 import HVServiceKit
 import HVSystem
+import HVTesting
 import HVWire
 import Testing
 
