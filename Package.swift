@@ -55,6 +55,13 @@ let package = Package(
         // The emulated host + kernel, and test support.
         .target(name: "HVEmulator", dependencies: ["HVWire", "HVRing", "HVSystem"], swiftSettings: strict),
         .target(name: "HVTesting", dependencies: ["HVServiceKit", "HVEmulator", "HVSystem"], swiftSettings: strict),
+        // Fuzz target bodies (Fuzz/README.md): plain functions the libFuzzer driver and the
+        // corpus replay test both call.
+        .target(
+            name: "HVFuzzBodies",
+            dependencies: ["HVWire", "HVRing", "HVSystem", "HVTransport", "HVServiceKit", "HVVSS", "HVFileCopy", "HVKVP", "HVDaemon",
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
 
         // Executables: thin.
         .executableTarget(
@@ -79,7 +86,20 @@ let package = Package(
         .testTarget(name: "HVFileCopyTests", dependencies: ["HVFileCopy", "HVTesting"], swiftSettings: strict),
         .testTarget(name: "HVVSSTests", dependencies: ["HVVSS", "HVTesting"], swiftSettings: strict),
         .testTarget(
+            name: "HVReliabilityTests",
+            dependencies: ["HVDaemon", "HVEmulator", "HVTesting", "HVVSS", "HVFileCopy", "HVKVP", "HVWire", "HVTransport", "HVSystem",
+                           "HVServiceKit", "HVFuzzBodies"],
+            swiftSettings: strict),
+        .testTarget(
             name: "HVDaemonTests", dependencies: ["HVDaemon", "HVEmulator", "HVTesting", "HVTransport"],
             swiftSettings: strict),
     ]
 )
+
+// The libFuzzer driver exists only for `Fuzz/run` (HVGUEST_FUZZ=1, built with
+// --sanitize=fuzzer): it has no `main` of its own, so an ordinary build could not link it.
+if Context.environment["HVGUEST_FUZZ"] != nil {
+    package.targets.append(
+        .executableTarget(name: "HVFuzz", dependencies: ["HVFuzzBodies"], path: "Fuzz/Driver", swiftSettings: strict))
+    package.products.append(.executable(name: "HVFuzz", targets: ["HVFuzz"]))
+}

@@ -149,6 +149,7 @@ public struct ConfigDocument: Sendable {
             let line = text.utf8[..<nul].count(where: { $0 == UInt8(ascii: "\n") }) + 1
             throw ConfigError(location: ConfigLocation(file: file, line: line), key: "", message: "syntax error: NUL byte in file")
         }
+        try TOMLPrecheck.check(file: file, text: text)
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)
