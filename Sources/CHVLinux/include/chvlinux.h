@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "chvfilelock.h"
+
 /// FIFREEZE / FITHAW from <linux/fs.h> (function-like _IOWR macros).
 extern const unsigned long chv_FIFREEZE;
 extern const unsigned long chv_FITHAW;
