@@ -1,5 +1,6 @@
 import Glibc
 import HVSystem
+import HVWire
 
 /// Why a pool operation failed.
 public enum KVPStoreError: Error, Equatable, Sendable, CustomStringConvertible {

@@ -1,17 +1,8 @@
-/// The five KVP pools (`enum hv_kvp_exchg_pool`, PROTOCOL.md §2.4).
-public enum KVPPool: UInt8, Sendable, CaseIterable, Comparable, CustomStringConvertible {
-    /// Host → guest items (HostExchangeItems). The host SETs and DELETEs; guest programs read.
-    case external = 0
-    /// Guest → host items (GuestExchangeItems). Guest programs write; the host ENUMERATEs.
-    case guest = 1
-    /// Intrinsic items (GuestIntrinsicExchangeItems), synthesized by the daemon on ENUMERATE.
-    case auto = 2
-    /// Host-generated facts about the host (host name, VM name, VM id), SET by the host.
-    case autoExternal = 3
-    /// Host-only items; never sent to a guest, file kept for compatibility.
-    case autoInternal = 4
+import HVWire
 
-    /// The pool for a number from the host or the command line; nil when out of range.
+extension KVPPool: Comparable {
+    /// The pool for a number from the host or the command line; nil when out of range
+    /// (the reference daemon indexes its arrays with the host's byte unchecked; we don't).
     public init?(number: Int) {
         guard number >= 0, number <= 4, let p = KVPPool(rawValue: UInt8(number)) else { return nil }
         self = p
@@ -19,18 +10,6 @@ public enum KVPPool: UInt8, Sendable, CaseIterable, Comparable, CustomStringConv
 
     /// `.kvp_pool_N`, the file name hyperv-daemons uses.
     public var fileName: String { ".kvp_pool_\(rawValue)" }
-
-    public var name: String {
-        switch self {
-        case .external: return "external"
-        case .guest: return "guest"
-        case .auto: return "auto"
-        case .autoExternal: return "auto-external"
-        case .autoInternal: return "auto-internal"
-        }
-    }
-
-    public var description: String { "\(rawValue) (\(name))" }
 
     public static func < (a: KVPPool, b: KVPPool) -> Bool { a.rawValue < b.rawValue }
 }
