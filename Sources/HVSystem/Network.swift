@@ -164,3 +164,15 @@ public func directoryEntries(_ path: String) -> [String] {
     }
     return out
 }
+
+/// Text form of a raw IPv4 (4 bytes) or IPv6 (16 bytes) address in network order.
+public func ipAddressText(_ bytes: [UInt8]) -> String? {
+    switch bytes.count {
+    case 4:
+        return bytes.withUnsafeBytes { addressText(AF_INET, $0.baseAddress!, Int(INET_ADDRSTRLEN)) }
+    case 16:
+        return bytes.withUnsafeBytes { addressText(AF_INET6, $0.baseAddress!, Int(INET6_ADDRSTRLEN)) }
+    default:
+        return nil
+    }
+}
