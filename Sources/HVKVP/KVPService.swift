@@ -79,8 +79,14 @@ public final class KVPService: RelayService {
     }
 
     /// The service for a daemon environment (`environment.stateDirectory` holds the pools).
+    ///
+    /// SET_IP_INFO uses `configuration.ipConfigBackend`, except when the device root is not `/`
+    /// (emulated): then it is always a dry run, so the real machine's network is never touched.
     public convenience init(environment: ServiceEnvironment, configuration: KVPConfiguration) throws(KVPStoreError) {
-        try self.init(stateDirectory: environment.stateDirectory, configuration: configuration)
+        let configurator = NativeIPConfigurator(
+            backend: environment.isEmulated ? .dryRun : configuration.ipConfigBackend,
+            stateDirectory: environment.stateDirectory, scriptPath: configuration.setIPScript)
+        try self.init(stateDirectory: environment.stateDirectory, configuration: configuration, ipConfigurator: configurator)
     }
 
     /// The version string from the last registration ("3.1"), if registered.

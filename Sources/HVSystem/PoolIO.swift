@@ -104,3 +104,25 @@ extension Descriptor {
         if fchmod(fd, mode) != 0 { throw SystemError.last("fchmod \(self)") }
     }
 }
+
+/// Replaces `path` with `bytes` atomically: a temporary file in the same directory, written,
+/// synced and given `mode`, then renamed over `path` (readers see the old or the new file).
+public func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t) throws(SystemError) {
+    let temporary = path + ".hvguest-tmp"
+    let d = try Descriptor.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
+    do {
+        try d.changePermissions(mode)
+        try d.write(bytes, at: 0)
+        try d.synchronizeData()
+    } catch {
+        d.close()
+        _ = unlink(temporary)
+        throw error
+    }
+    d.close()
+    if rename(temporary, path) != 0 {
+        let e = chv_errno()
+        _ = unlink(temporary)
+        throw SystemError("rename \(temporary) \(path)", errno: e)
+    }
+}
