@@ -230,7 +230,7 @@ public final class KVPPoolStore {
         let kind: FileLock.Kind = options.readOnly ? .shared : .exclusive
         var attempts = 0
         while true {
-            var lock: FileLock
+            let lock: FileLock
             do { lock = try FileLock(descriptor, kind) } catch { throw .system(error) }
             // Someone may have replaced the file (write-new-then-rename) or removed it: our
             // descriptor would then point at a file nobody else reads any more.

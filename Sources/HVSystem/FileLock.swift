@@ -12,7 +12,7 @@ import Glibc
 /// file in this process drops them. Code holding a `FileLock` must not open and close the same
 /// file elsewhere in the process meanwhile. `flock` locks belong to the open file description,
 /// so two descriptors in one process (tests, the CLI next to the daemon) still exclude each other.
-public struct FileLock: ~Copyable {
+public final class FileLock {
     public enum Kind: Sendable {
         /// Readers: `F_RDLCK` + `LOCK_SH` (works on descriptors opened read-only).
         case shared
@@ -20,6 +20,9 @@ public struct FileLock: ~Copyable {
         case exclusive
     }
 
+    /// Kept alive with the lock: if the descriptor were closed (its last reference dropped),
+    /// the kernel would release both locks behind our back.
+    private let descriptor: Descriptor
     private let fd: Int32
     private var held: Bool
 
@@ -35,12 +38,13 @@ public struct FileLock: ~Copyable {
             _ = chv_posix_lock_whole_file(fd, 0, 0)
             throw SystemError("flock \(descriptor)", errno: e)
         }
+        self.descriptor = descriptor
         self.fd = fd
         held = true
     }
 
     /// Releases both locks (also done on deinit).
-    public mutating func release() {
+    public func release() {
         guard held else { return }
         held = false
         _ = chv_flock(fd, LOCK_UN)

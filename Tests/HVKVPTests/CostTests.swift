@@ -76,3 +76,24 @@ func anonymousResidentKiB() -> Int {
     }
     return 0
 }
+
+extension CostTests {
+    /// GET_IP_INFO against this machine's real /sys, /proc and getifaddrs.
+    @Test func getIPInfoOnTheLiveSystem() throws {
+        let candidates = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/net")) ?? []
+        guard let name = candidates.sorted().first(where: { KVPConfiguration().reports(interface: $0) }),
+            let mac = try? String(contentsOfFile: "/sys/class/net/\(name)/address", encoding: .utf8)
+        else { return }
+        let dir = TemporaryDirectory("live")
+        let service = try KVPService(stateDirectory: dir.path, startResolverThread: false)
+        let request = KVPRequest.getIPInfo(pool: 0, KVPIPInfo(adapterID: mac.trimmingCharacters(in: .whitespacesAndNewlines).uppercased()))
+            .encode()
+        let first = service.handle(request: request)
+        #expect(first.status == .ok, "\(name): \(first.detail ?? "")")
+        let start = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<100 { _ = service.handle(request: request) }
+        let perRequest = Double(DispatchTime.now().uptimeNanoseconds - start) / 100
+        print("GET_IP_INFO (live \(name)): \(Int(perRequest)) ns per request; \(first.detail ?? "")")
+        #expect(perRequest < 5_000_000)
+    }
+}

@@ -1,4 +1,5 @@
 import Glibc
+import HVSystem
 import HVWire
 import Testing
 
@@ -164,4 +165,43 @@ func monotonicNow() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+extension ProcessTests {
+    /// While a store operation holds its locks, another process can take neither a POSIX
+    /// record lock (the reference daemon's kind) nor a flock (cloud-init's kind).
+    @Test func storeLocksExcludeBothKindsOfLockers() throws {
+        let dir = TemporaryDirectory("locks")
+        let file = dir.file(".kvp_pool_1")
+        dir.write(".kvp_pool_1", bytes: [])
+        // The lock keeps its descriptor alive (closing it would drop both locks).
+        let lock = try FileLock(try Descriptor.open(file, flags: O_RDWR), .exclusive)
+        let child = fork()
+        if child == 0 {
+            let fd = open(file, O_RDWR)
+            if fd < 0 { _exit(10) }
+            var fl = Glibc.flock()
+            fl.l_type = Int16(F_WRLCK)
+            fl.l_whence = Int16(SEEK_SET)
+            let posixBlocked = fcntl(fd, F_SETLK, &fl) == -1 && (errno == EAGAIN || errno == EACCES)
+            let flockBlocked = flock(fd, LOCK_EX | LOCK_NB) == -1 && errno == EWOULDBLOCK
+            _exit((posixBlocked ? 1 : 0) | (flockBlocked ? 2 : 0))
+        }
+        var status: Int32 = 0
+        waitpid(child, &status, 0)
+        #expect((status >> 8) & 0xFF == 3, "child saw posix/flock blocked bits \((status >> 8) & 0xFF)")
+        lock.release()
+        let again = fork()
+        if again == 0 {
+            let fd = open(file, O_RDWR)
+            var fl = Glibc.flock()
+            fl.l_type = Int16(F_WRLCK)
+            fl.l_whence = Int16(SEEK_SET)
+            let posixFree = fcntl(fd, F_SETLK, &fl) == 0
+            let flockFree = flock(fd, LOCK_EX | LOCK_NB) == 0
+            _exit((posixFree ? 1 : 0) | (flockFree ? 2 : 0))
+        }
+        waitpid(again, &status, 0)
+        #expect((status >> 8) & 0xFF == 3)
+    }
 }
