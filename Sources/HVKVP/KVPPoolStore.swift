@@ -252,6 +252,10 @@ public final class KVPPoolStore {
                 throw .system(SystemError("\(path) keeps being replaced", errno: EAGAIN))
             }
             do {
+                // The directory itself may have been removed (an admin clearing state).
+                if !options.readOnly, let slash = path.lastIndex(of: "/") {
+                    try makeDirectories(String(path[..<slash]), mode: 0o755)
+                }
                 let fresh = try Self.open(path, readOnly: options.readOnly)
                 descriptor.close()
                 descriptor = fresh

@@ -171,4 +171,16 @@ import Testing
         #expect(try store.removeValue(forKey: "a"))
         #expect(dir.bytes(".kvp_pool_0") == goldenRecord("b", "2"))
     }
+
+    @Test func recreatesAPoolFileRemovedWithItsDirectory() throws {
+        let dir = TemporaryDirectory()
+        let state = dir.file("hyperv")
+        let store = try KVPPoolStore(directory: state, pool: .external)
+        try store.setValue("1", forKey: "a")
+        try FileManager.default.removeItem(atPath: state)
+        #expect(try store.value(forKey: "a") == nil)
+        try store.setValue("2", forKey: "b")
+        #expect(dir.bytes("hyperv/.kvp_pool_0") == goldenRecord("b", "2"))
+        #expect(fileMode(state + "/.kvp_pool_0") == 0o644)
+    }
 }
