@@ -92,7 +92,7 @@ public struct KVPAdmin: Sendable {
         where name.hasPrefix("ifcfg-") || name.hasSuffix(".nmconnection") {
             let path = stateDirectory + "/" + name
             guard fileKind(path) == .regular else { continue }
-            do { try removeFile(path) } catch { throw .system(error) }
+            do { try removeFileIfPresent(path) } catch { throw .system(error) }
             report.filesRemoved.append(name)
         }
         return report

@@ -86,7 +86,7 @@ public final class KVPPoolStore {
     /// Key → slot of its first occurrence.
     private var index: [[UInt8]: Int] = [:]
     /// What the file looked like after our last look or change.
-    private var lastSeen: FileStatus?
+    private var lastSeen: FileSnapshot?
     /// Statistics for tests and benchmarks.
     public private(set) var reloadCount = 0
 
@@ -194,7 +194,7 @@ public final class KVPPoolStore {
     /// Empties the pool (truncates the file to zero records).
     public func removeAll() throws(KVPStoreError) {
         try locked(.exclusive) { () throws(KVPStoreError) in
-            try io { () throws(SystemError) in try descriptor.truncate(to: 0) }
+            try io { () throws(SystemError) in try descriptor.setLength(0) }
             keys = []
             valueLengths = []
             index = [:]
@@ -234,11 +234,11 @@ public final class KVPPoolStore {
             do { lock = try FileLock(descriptor, kind) } catch { throw .system(error) }
             // Someone may have replaced the file (write-new-then-rename) or removed it: our
             // descriptor would then point at a file nobody else reads any more.
-            let current: FileStatus?
-            let mine: FileStatus
+            let current: FileSnapshot?
+            let mine: FileSnapshot
             do {
-                current = try fileStatus(path)
-                mine = try descriptor.status()
+                current = try fileSnapshot(path)
+                mine = try descriptor.snapshot()
             } catch { throw .system(error) }
             if let current, current.isSameFile(as: mine) {
                 if mine != lastSeen { try reload(mine) }
@@ -266,7 +266,7 @@ public final class KVPPoolStore {
 
     /// Re-reads the whole file (someone else changed it), dropping a trailing partial record
     /// and repairing what an interrupted change of ours may have left.
-    private func reload(_ status: FileStatus) throws(KVPStoreError) {
+    private func reload(_ status: FileSnapshot) throws(KVPStoreError) {
         reloadCount += 1
         let recordCount = Int(status.size / Int64(KVPRecordLayout.recordSize))
         keys = []
@@ -308,7 +308,7 @@ public final class KVPPoolStore {
         }
         if status.size % Int64(KVPRecordLayout.recordSize) != 0 && dead.isEmpty {
             try io { () throws(SystemError) in
-                try descriptor.truncate(to: Int64(keys.count) * Int64(KVPRecordLayout.recordSize))
+                try descriptor.setLength(Int64(keys.count) * Int64(KVPRecordLayout.recordSize))
             }
         }
         try finishChange()
@@ -320,7 +320,7 @@ public final class KVPPoolStore {
             if options.synchronousWrites { try descriptor.synchronizeData() }
             // Not being the owner (EPERM) only costs us the same-tick detection; carry on.
             try? descriptor.setModificationTime(realtimeNanoseconds())
-            lastSeen = try descriptor.status()
+            lastSeen = try descriptor.snapshot()
         }
     }
 
@@ -384,7 +384,7 @@ public final class KVPPoolStore {
             valueLengths[slot] = valueLengths[last]
             if index[keys[slot]] == last { index[keys[slot]] = slot }
         }
-        try io { () throws(SystemError) in try descriptor.truncate(to: offset(last)) }
+        try io { () throws(SystemError) in try descriptor.setLength(offset(last)) }
         keys.removeLast()
         valueLengths.removeLast()
     }

@@ -1,8 +1,8 @@
 import CHVLinux
 import Glibc
 
-/// What `fstat`/`stat` say about a file, as far as change detection needs it.
-public struct FileStatus: Sendable, Equatable {
+/// What `fstat`/`stat` say about a file, as far as change detection of the KVP pools needs it.
+public struct FileSnapshot: Sendable, Equatable {
     public var device: UInt64
     public var inode: UInt64
     public var size: Int64
@@ -20,18 +20,18 @@ public struct FileStatus: Sendable, Equatable {
     }
 
     /// Same file (device and inode).
-    public func isSameFile(as other: FileStatus) -> Bool { device == other.device && inode == other.inode }
+    public func isSameFile(as other: FileSnapshot) -> Bool { device == other.device && inode == other.inode }
 }
 
 /// `stat(2)` of a path; nil when it does not exist.
-public func fileStatus(_ path: String) throws(SystemError) -> FileStatus? {
+public func fileSnapshot(_ path: String) throws(SystemError) -> FileSnapshot? {
     var st = stat()
     if stat(path, &st) != 0 {
         let e = chv_errno()
         if e == ENOENT { return nil }
         throw SystemError("stat \(path)", errno: e)
     }
-    return FileStatus(st)
+    return FileSnapshot(st)
 }
 
 /// CLOCK_REALTIME in nanoseconds (full resolution, unlike the coarse clock the kernel uses
@@ -43,7 +43,7 @@ public func realtimeNanoseconds() -> Int64 {
 }
 
 /// Removes a file; a missing file is fine.
-public func removeFile(_ path: String) throws(SystemError) {
+public func removeFileIfPresent(_ path: String) throws(SystemError) {
     if unlink(path) != 0 {
         let e = chv_errno()
         if e != ENOENT { throw SystemError("unlink \(path)", errno: e) }
@@ -53,10 +53,10 @@ public func removeFile(_ path: String) throws(SystemError) {
 /// Positioned I/O for record files (the KVP pools): every call names its offset, so no shared
 /// file position is involved and each record is one system call.
 extension Descriptor {
-    public func status() throws(SystemError) -> FileStatus {
+    public func snapshot() throws(SystemError) -> FileSnapshot {
         var st = stat()
         if fstat(fd, &st) != 0 { throw SystemError.last("fstat \(self)") }
-        return FileStatus(st)
+        return FileSnapshot(st)
     }
 
     /// Reads up to `count` bytes at `offset`; fewer only at end of file.
@@ -85,7 +85,7 @@ extension Descriptor {
         }
     }
 
-    public func truncate(to size: Int64) throws(SystemError) {
+    public func setLength(_ size: Int64) throws(SystemError) {
         _ = try retryOnInterrupt("ftruncate \(self)") { ftruncate(fd, off_t(size)) }
     }
 
