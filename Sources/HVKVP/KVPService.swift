@@ -89,6 +89,12 @@ public final class KVPService: RelayService {
         try self.init(stateDirectory: environment.stateDirectory, configuration: configuration, ipConfigurator: configurator)
     }
 
+    /// What the daemon calls: the `[kvp]` section validated, then the service for `environment`.
+    /// Throws `ConfigError` (file, line, key) or `KVPStoreError` (the state directory).
+    public static func make(section: ConfigSection, environment: ServiceEnvironment) throws -> KVPService {
+        try KVPService(environment: environment, configuration: KVPConfiguration(section: section))
+    }
+
     /// The version string from the last registration ("3.1"), if registered.
     public var integrationServicesVersion: String? { state.withLock { $0.version } }
 
