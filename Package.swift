@@ -26,7 +26,7 @@ let package = Package(
 
         // Pure core: byte formats and the VMBus ring algorithm. No I/O.
         .target(name: "HVWire", swiftSettings: strict),
-        .target(name: "HVRing", swiftSettings: strict),
+        .target(name: "HVRing", dependencies: ["CHVLinux"], swiftSettings: strict),
 
         // The only module that calls libc.
         .target(name: "HVSystem", dependencies: ["CHVLinux", "CSystemd"], swiftSettings: strict),
@@ -71,7 +71,9 @@ let package = Package(
             swiftSettings: strict),
 
         .testTarget(name: "HVWireTests", dependencies: ["HVWire"], swiftSettings: strict),
-        .testTarget(name: "HVRingTests", dependencies: ["HVRing", "HVWire"], swiftSettings: strict),
+        .testTarget(
+            name: "HVRingTests", dependencies: ["HVRing", "HVWire", "HVTransport", "HVEmulator", "HVSystem"],
+            swiftSettings: strict),
         .testTarget(name: "HVSystemTests", dependencies: ["HVSystem"], swiftSettings: strict),
         .testTarget(name: "HVKVPTests", dependencies: ["HVKVP", "HVTesting"], swiftSettings: strict),
         .testTarget(name: "HVFileCopyTests", dependencies: ["HVFileCopy", "HVTesting"], swiftSettings: strict),

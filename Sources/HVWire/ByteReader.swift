@@ -25,7 +25,9 @@ public struct ByteReader: Sendable {
     @inline(__always)
     private func check(_ offset: Int, _ size: Int) throws(WireError) {
         if offset < 0 || size < 0 || offset > bytes.count - size {
-            throw .truncated(structure: structure, needed: offset + size, got: bytes.count)
+            // Saturate: a huge size must report, not overflow while building the error.
+            let (needed, overflow) = offset.addingReportingOverflow(size)
+            throw .truncated(structure: structure, needed: overflow ? Int.max : needed, got: bytes.count)
         }
     }
 

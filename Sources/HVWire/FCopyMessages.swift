@@ -130,14 +130,16 @@ public enum FCopyRequest: Sendable, Equatable {
         }
     }
 
-    /// Encodes the message the kernel would send (emulator side). Names are cut to fit.
+    /// Encodes the message the kernel would send (emulator side). Names are cut where the
+    /// kernel cuts them: it converts each into at most W_MAX_PATH − 1 = 259 UTF-8 bytes (not the
+    /// field's 519), never inside a character, and the zeroed field supplies the NUL.
     public func encode() -> [UInt8] {
         switch self {
         case .start(let s):
             var w = ByteWriter(size: FCopyLayout.startSize)
             w.u32(FCopyOperation.startFileCopy.rawValue, at: FCopyLayout.operation)
-            w.cString(Array(s.fileName.utf8), at: FCopyLayout.fileName, width: FCopyLayout.nameBytes)
-            w.cString(Array(s.pathName.utf8), at: FCopyLayout.pathName, width: FCopyLayout.nameBytes)
+            w.cString(Array(s.fileName.utf8), at: FCopyLayout.fileName, width: FCopyLayout.maxPathUnits)
+            w.cString(Array(s.pathName.utf8), at: FCopyLayout.pathName, width: FCopyLayout.maxPathUnits)
             w.u32(s.flags.rawValue, at: FCopyLayout.copyFlags)
             w.u64(s.fileSize, at: FCopyLayout.fileSize)
             return w.bytes

@@ -283,8 +283,9 @@ public enum KVPRequest: Sendable, Equatable {
             dnsServers: try r.utf8String(at: KVPLayout.ipDNS, width: KVPLayout.ipDNSSize, field: "dns_addr"))
     }
 
-    /// Encodes the message the kernel would send (emulator side). Strings longer than their
-    /// field are cut to fit (the kernel truncates host strings the same way).
+    /// Encodes the message the kernel would send (emulator side). Strings are cut where the
+    /// kernel cuts host strings: keys at 511 bytes, values at 2047, IP strings at half their
+    /// field (`process_ib_ipinfo`), never inside a UTF-8 character.
     public func encode() -> [UInt8] {
         var w = ByteWriter(size: KVPLayout.messageSize)
         w.u8(operation.rawValue, at: KVPLayout.operation)
@@ -302,25 +303,40 @@ public enum KVPRequest: Sendable, Equatable {
         case .enumerate(_, let index):
             w.u32(index, at: KVPLayout.enumerateIndex)
         case .getIPInfo(_, let info), .setIPInfo(_, let info):
-            Self.putIPInfo(&w, info)
+            Self.putIPInfo(&w, info, limits: Self.kernelIPStringLimits)
         }
         return w.bytes
     }
 
     static func putSized(_ w: inout ByteWriter, _ s: [UInt8], sizeAt: Int, at offset: Int, width: Int) {
-        let n = min(s.count, width - 1)
-        w.cString(s, at: offset, width: width)
+        // The size must count exactly what cString wrote (it may cut at a character boundary).
+        let n = w.cString(s, at: offset, width: width)
         w.u32(UInt32(n + 1), at: sizeAt)
     }
 
-    static func putIPInfo(_ w: inout ByteWriter, _ info: KVPIPInfo) {
-        w.cString(Array(info.adapterID.utf8), at: KVPLayout.ipAdapterID, width: KVPLayout.ipAdapterIDSize)
+    /// Widths, NUL included, that bound each IP string (adapter id, addresses, subnets,
+    /// gateways, DNS servers).
+    typealias IPStringLimits = (adapterID: Int, addresses: Int, subnets: Int, gateways: Int, dns: Int)
+
+    /// Field capacity: what a daemon reply can carry.
+    static let fieldIPStringLimits: IPStringLimits = (KVPLayout.ipAdapterIDSize, KVPLayout.ipAddressesSize,
+                                                      KVPLayout.ipSubnetsSize, KVPLayout.ipGatewaysSize, KVPLayout.ipDNSSize)
+
+    /// What the kernel relays (`process_ib_ipinfo`): it converts the host's strings with an output
+    /// limit of MAX_ADAPTER_ID_SIZE / MAX_IP_ADDR_SIZE / MAX_GATEWAY_SIZE *bytes* — half of each
+    /// field — and the zero-filled rest of the field supplies the NUL.
+    static let kernelIPStringLimits: IPStringLimits = (KVPLayout.ipAdapterIDSize / 2 + 1, KVPLayout.ipAddressesSize / 2 + 1,
+                                                       KVPLayout.ipSubnetsSize / 2 + 1, KVPLayout.ipGatewaysSize / 2 + 1,
+                                                       KVPLayout.ipDNSSize / 2 + 1)
+
+    static func putIPInfo(_ w: inout ByteWriter, _ info: KVPIPInfo, limits: IPStringLimits) {
+        w.cString(Array(info.adapterID.utf8), at: KVPLayout.ipAdapterID, width: limits.adapterID)
         w.u8(info.addressFamily, at: KVPLayout.ipAddressFamily)
         w.u8(info.dhcpEnabled ? 1 : 0, at: KVPLayout.ipDHCPEnabled)
-        w.cString(Array(info.ipAddresses.utf8), at: KVPLayout.ipAddresses, width: KVPLayout.ipAddressesSize)
-        w.cString(Array(info.subnets.utf8), at: KVPLayout.ipSubnets, width: KVPLayout.ipSubnetsSize)
-        w.cString(Array(info.gateways.utf8), at: KVPLayout.ipGateways, width: KVPLayout.ipGatewaysSize)
-        w.cString(Array(info.dnsServers.utf8), at: KVPLayout.ipDNS, width: KVPLayout.ipDNSSize)
+        w.cString(Array(info.ipAddresses.utf8), at: KVPLayout.ipAddresses, width: limits.addresses)
+        w.cString(Array(info.subnets.utf8), at: KVPLayout.ipSubnets, width: limits.subnets)
+        w.cString(Array(info.gateways.utf8), at: KVPLayout.ipGateways, width: limits.gateways)
+        w.cString(Array(info.dnsServers.utf8), at: KVPLayout.ipDNS, width: limits.dns)
     }
 }
 
@@ -343,11 +359,10 @@ public enum KVPReply {
         var w = echo(request)
         w.u32(HResult.ok.rawValue, at: KVPLayout.error)
         w.u32(KVPValueType.string, at: KVPLayout.exchangeValueType)
-        let n = min(value.count, KVPLayout.maxValueSize - 1)
-        w.u32(UInt32(n + 1), at: KVPLayout.exchangeValueSize)
         // Clear both candidate value areas so no stale request bytes survive.
         w.copy([UInt8](repeating: 0, count: KVPLayout.maxValueSize + 4), at: KVPLayout.exchangeValue)
-        w.cString(value, at: valueOffset, width: KVPLayout.maxValueSize)
+        let n = w.cString(value, at: valueOffset, width: KVPLayout.maxValueSize)
+        w.u32(UInt32(n + 1), at: KVPLayout.exchangeValueSize)
         return w.bytes
     }
 
@@ -366,7 +381,7 @@ public enum KVPReply {
     public static func ipInfo(_ info: KVPIPInfo, echoing request: [UInt8]) -> [UInt8] {
         var w = echo(request)
         w.u32(HResult.ok.rawValue, at: KVPLayout.error)
-        KVPRequest.putIPInfo(&w, info)
+        KVPRequest.putIPInfo(&w, info, limits: KVPRequest.fieldIPStringLimits)
         return w.bytes
     }
 
@@ -387,14 +402,14 @@ public enum KVPReply {
         public var ipInfo: KVPIPInfo?
     }
 
-    /// Decodes a reply the way the kernel does (`kvp_on_msg` / `kvp_respond_to_host`): exactly
-    /// 7432 bytes; `error` first; data only when `error` is 0. Strings are measured with a
-    /// bounded `strlen` — a string without NUL in its field is malformed.
+    /// Decodes a reply the way the kernel does (`kvp_on_msg` / `kvp_respond_to_host`): at least
+    /// 7432 bytes (the kernel refuses only shorter writes and ignores a tail); `error` first;
+    /// data only when `error` is 0. Strings are measured with a bounded `strlen` — a string
+    /// without NUL in its field is malformed.
     public static func decode(_ bytes: [UInt8], for operation: KVPOperation,
                               getValueOffset: Int = KVPLayout.enumerateValue) throws(WireError) -> Decoded {
         let r = ByteReader(bytes, structure: "hv_kvp_msg(reply)")
         try r.require(KVPLayout.messageSize)
-        try r.requireAtMost(KVPLayout.messageSize)
         let status = HResult(try r.u32(at: KVPLayout.error))
         var d = Decoded(status: status)
         guard status.isSuccess else { return d }
@@ -405,9 +420,7 @@ public enum KVPReply {
             d.key = try r.cStringBytes(at: KVPLayout.enumerateKey, width: KVPLayout.maxKeySize, field: "key")
             d.value = try r.cStringBytes(at: KVPLayout.enumerateValue, width: KVPLayout.maxValueSize, field: "value")
         case .getIPInfo:
-            var info = try KVPRequest.decodeIPInfo(r)
-            info.dhcpEnabled = try r.u8(at: KVPLayout.ipDHCPEnabled) != 0
-            d.ipInfo = info
+            d.ipInfo = try KVPRequest.decodeIPInfo(r)
         case .set, .delete, .setIPInfo:
             break
         }

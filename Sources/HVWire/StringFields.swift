@@ -48,22 +48,37 @@ extension ByteReader {
 }
 
 extension ByteWriter {
-    /// Writes `value` plus a NUL into a `width`-byte field. The caller must have checked
-    /// `value.count < width` (see `StringLimits`); longer values are cut to fit, NUL kept.
-    public mutating func cString<C: Collection>(_ value: C, at offset: Int, width: Int) where C.Element == UInt8 {
-        let n = Swift.min(value.count, width - 1)
-        copy(value.prefix(n), at: offset)
+    /// Writes `value` plus a NUL into a `width`-byte field and returns how many bytes of `value`
+    /// were written (without the NUL). Values of `width` bytes or more are cut to fit, NUL kept,
+    /// and the cut never splits a UTF-8 sequence (the kernel's `utf16s_to_utf8s` never writes
+    /// part of a character either), so the field stays valid UTF-8.
+    @discardableResult
+    public mutating func cString<C: Collection>(_ value: C, at offset: Int, width: Int) -> Int where C.Element == UInt8 {
+        let bytes = Array(value)
+        var n = Swift.min(bytes.count, width - 1)
+        if n > 0 && n < bytes.count {
+            // Back up over at most three continuation bytes (10xxxxxx) to the lead byte of the
+            // character being cut; bytes that are not UTF-8 anyway are cut where they are.
+            var cut = n
+            var steps = 0
+            while cut > 0 && steps < 3 && bytes[cut] & 0xC0 == 0x80 {
+                cut -= 1
+                steps += 1
+            }
+            if bytes[cut] & 0xC0 == 0xC0 { n = cut }
+        }
+        copy(bytes[0..<n], at: offset)
         u8(0, at: offset + n)
+        return n
     }
 
-    /// Writes `value` as UTF-16LE plus a NUL unit into a field of `units` code units, cut to fit.
+    /// Writes `value` as UTF-16LE plus a NUL unit into a field of `units` code units, cut to fit
+    /// without splitting a surrogate pair (a half pair would be invalid UTF-16).
     public mutating func utf16String(_ value: String, at offset: Int, units: Int) {
-        var i = 0
-        for unit in value.utf16 {
-            if i >= units - 1 { break }
-            u16(unit, at: offset + 2 * i)
-            i += 1
-        }
-        u16(0, at: offset + 2 * i)
+        let all = Array(value.utf16)
+        var n = Swift.min(all.count, units - 1)
+        if n > 0 && n < all.count && UTF16.isLeadSurrogate(all[n - 1]) { n -= 1 }
+        for i in 0..<Swift.max(n, 0) { u16(all[i], at: offset + 2 * i) }
+        u16(0, at: offset + 2 * Swift.max(n, 0))
     }
 }

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "chvfilelock.h"
+#include "chvfreeze.h"
 
 /// FIFREEZE / FITHAW from <linux/fs.h> (function-like _IOWR macros).
 extern const unsigned long chv_FIFREEZE;

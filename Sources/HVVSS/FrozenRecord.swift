@@ -1,0 +1,68 @@
+import HVSystem
+
+/// The frozen-filesystem record: `<runtimeDirectory>/vss-frozen`, one mountpoint per line.
+///
+/// Written (fsync + rename + directory fsync) **before** the first FIFREEZE and removed after
+/// a complete thaw, so a daemon that dies while filesystems are frozen leaves a list that the
+/// next start, or `hvguestd thaw-all` in `ExecStopPost=`, uses to thaw them. The runtime
+/// directory is `/run/hvguest`, on tmpfs on real systems: never a filesystem we freeze, so
+/// the record can be removed while frozen filesystems are being thawed, and a reboot (which
+/// thaws everything) also forgets it.
+public enum FrozenRecord {
+    public static let fileName = "vss-frozen"
+    static let header = "# hvguest: filesystems that may still be frozen; `hvguestd thaw-all` thaws them"
+
+    public static func path(runtimeDirectory: String) -> String {
+        (runtimeDirectory.hasSuffix("/") ? runtimeDirectory : runtimeDirectory + "/") + fileName
+    }
+
+    /// The file's bytes: header line, then each mountpoint with `\`, newline and other control
+    /// bytes escaped as `\ooo` (as in mountinfo).
+    public static func encode(_ mountPoints: [String]) -> [UInt8] {
+        var out = Array((header + "\n").utf8)
+        for m in mountPoints {
+            for b in m.utf8 {
+                if b == UInt8(ascii: "\\") || b < 0x20 || b == 0x7F {
+                    out += Array("\\".utf8)
+                    out += Array(String(b, radix: 8).leftPadded3().utf8)
+                } else {
+                    out.append(b)
+                }
+            }
+            out.append(UInt8(ascii: "\n"))
+        }
+        return out
+    }
+
+    /// The mountpoints listed; comment lines and lines that are not absolute paths are ignored
+    /// (a damaged record must not make us thaw something odd — thawing is harmless anyway).
+    public static func decode(_ bytes: [UInt8]) -> [String] {
+        let text = String(decoding: bytes, as: UTF8.self)
+        var out: [String] = []
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let m = try? MountEntry.unescape(line, lineNumber: 0), m.hasPrefix("/") else { continue }
+            out.append(m)
+        }
+        return out
+    }
+
+    public static func write(_ mountPoints: [String], runtimeDirectory: String) throws(SystemError) {
+        try makeDirectories(runtimeDirectory)
+        try PathOps.writeFileDurably(path(runtimeDirectory: runtimeDirectory), encode(mountPoints))
+    }
+
+    /// The recorded mountpoints, or nil when there is no record.
+    public static func read(runtimeDirectory: String) throws(SystemError) -> [String]? {
+        let p = path(runtimeDirectory: runtimeDirectory)
+        guard PathOps.exists(p) else { return nil }
+        return decode(try readFile(p, limit: 1 << 20))
+    }
+
+    public static func remove(runtimeDirectory: String) throws(SystemError) {
+        try PathOps.removeFileDurably(path(runtimeDirectory: runtimeDirectory))
+    }
+}
+
+extension String {
+    fileprivate func leftPadded3() -> String { count >= 3 ? self : String(repeating: "0", count: 3 - count) + self }
+}

@@ -1,0 +1,168 @@
+/// A device number as `/proc/self/mountinfo` shows it (`major:minor` of the superblock).
+///
+/// Unique per mounted filesystem (superblock): bind mounts and btrfs subvolumes of one
+/// filesystem share it, which is how we freeze each filesystem once.
+public struct DeviceNumber: Hashable, Sendable, CustomStringConvertible {
+    public var major: UInt32
+    public var minor: UInt32
+    public init(major: UInt32, minor: UInt32) {
+        self.major = major
+        self.minor = minor
+    }
+    public var description: String { "\(major):\(minor)" }
+}
+
+/// One line of `/proc/self/mountinfo` (proc(5)), with the octal escapes (`\040` etc.) decoded.
+///
+/// `36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue`
+public struct MountEntry: Sendable, Equatable {
+    public var mountID: Int
+    public var parentID: Int
+    public var device: DeviceNumber
+    /// The directory of the filesystem that forms the root of this mount (`/` unless a bind
+    /// mount of a subdirectory or a btrfs subvolume).
+    public var root: String
+    public var mountPoint: String
+    /// Per-mount options (`rw`, `ro`, `nosuid`, …).
+    public var mountOptions: [String]
+    /// Optional fields such as `shared:1`, `master:2` (kept, not interpreted).
+    public var optionalFields: [String]
+    public var fileSystemType: String
+    /// Filesystem-specific source (`/dev/sda1`, `server:/export`, `tmpfs`, …); may be empty.
+    public var source: String
+    /// Per-superblock options; `ro` here means the whole filesystem is read-only.
+    public var superOptions: [String]
+
+    public init(
+        mountID: Int, parentID: Int, device: DeviceNumber, root: String, mountPoint: String,
+        mountOptions: [String], optionalFields: [String] = [], fileSystemType: String, source: String,
+        superOptions: [String]
+    ) {
+        self.mountID = mountID
+        self.parentID = parentID
+        self.device = device
+        self.root = root
+        self.mountPoint = mountPoint
+        self.mountOptions = mountOptions
+        self.optionalFields = optionalFields
+        self.fileSystemType = fileSystemType
+        self.source = source
+        self.superOptions = superOptions
+    }
+
+    /// Read-only as a mount or as a whole filesystem (either way nothing writes through it).
+    public var isReadOnly: Bool { mountOptions.contains("ro") || superOptions.contains("ro") }
+}
+
+/// Why a mountinfo line could not be parsed.
+public struct MountInfoError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// 1-based line number in the text given to the parser (0 for `MountEntry.parse(line:)`).
+    public var line: Int
+    public var reason: String
+    public init(line: Int, reason: String) {
+        self.line = line
+        self.reason = reason
+    }
+    public var description: String { "mountinfo line \(line): \(reason)" }
+}
+
+extension MountEntry {
+    /// Parses one mountinfo line (without its newline). Throws on anything malformed; never traps.
+    public static func parse(line text: Substring, lineNumber: Int = 0) throws(MountInfoError) -> MountEntry {
+        func fail(_ reason: String) -> MountInfoError { MountInfoError(line: lineNumber, reason: reason) }
+        // Single spaces separate fields; spaces inside fields are escaped as \040, so an empty
+        // field (e.g. an empty source) shows up as two adjacent spaces and must be kept.
+        let fields = text.split(separator: " ", omittingEmptySubsequences: false)
+        guard fields.count >= 10 else { throw fail("expected at least 10 fields, got \(fields.count)") }
+        guard let separator = fields[6...].firstIndex(of: "-") else { throw fail("no \" - \" separator") }
+        guard fields.count - separator - 1 == 3 else {
+            throw fail("expected 3 fields after the separator, got \(fields.count - separator - 1)")
+        }
+        guard let mountID = Int(fields[0]), mountID >= 0 else { throw fail("bad mount ID \"\(fields[0])\"") }
+        guard let parentID = Int(fields[1]), parentID >= 0 else { throw fail("bad parent ID \"\(fields[1])\"") }
+        let numbers = fields[2].split(separator: ":", omittingEmptySubsequences: false)
+        guard numbers.count == 2, let major = UInt32(numbers[0]), let minor = UInt32(numbers[1]) else {
+            throw fail("bad major:minor \"\(fields[2])\"")
+        }
+        let root = try unescape(fields[3], lineNumber: lineNumber)
+        let mountPoint = try unescape(fields[4], lineNumber: lineNumber)
+        guard mountPoint.hasPrefix("/") else { throw fail("mount point \"\(mountPoint)\" is not absolute") }
+        let fileSystemType = try unescape(fields[separator + 1], lineNumber: lineNumber)
+        guard !fileSystemType.isEmpty else { throw fail("empty filesystem type") }
+        return MountEntry(
+            mountID: mountID, parentID: parentID, device: DeviceNumber(major: major, minor: minor),
+            root: root, mountPoint: mountPoint,
+            mountOptions: try options(fields[5], lineNumber: lineNumber),
+            optionalFields: try fields[6..<separator].map { (f) throws(MountInfoError) in try unescape(f, lineNumber: lineNumber) },
+            fileSystemType: fileSystemType,
+            source: try unescape(fields[separator + 2], lineNumber: lineNumber),
+            superOptions: try options(fields[separator + 3], lineNumber: lineNumber))
+    }
+
+    private static func options(_ field: Substring, lineNumber: Int) throws(MountInfoError) -> [String] {
+        try field.split(separator: ",").map { (o) throws(MountInfoError) in try unescape(o, lineNumber: lineNumber) }
+    }
+
+    /// Decodes the kernel's `\ooo` escapes (space, tab, newline, backslash, …).
+    static func unescape(_ field: Substring, lineNumber: Int) throws(MountInfoError) -> String {
+        let bytes = Array(field.utf8)
+        guard bytes.contains(UInt8(ascii: "\\")) else { return String(field) }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var i = 0
+        while i < bytes.count {
+            let b = bytes[i]
+            if b != UInt8(ascii: "\\") {
+                out.append(b)
+                i += 1
+                continue
+            }
+            guard i + 3 < bytes.count else {
+                throw MountInfoError(line: lineNumber, reason: "truncated escape in \"\(field)\"")
+            }
+            var value: UInt32 = 0
+            for k in 1...3 {
+                let d = bytes[i + k]
+                guard d >= UInt8(ascii: "0"), d <= UInt8(ascii: "7") else {
+                    throw MountInfoError(line: lineNumber, reason: "bad escape in \"\(field)\"")
+                }
+                value = value * 8 + UInt32(d - UInt8(ascii: "0"))
+            }
+            guard value <= 0xFF else { throw MountInfoError(line: lineNumber, reason: "bad escape in \"\(field)\"") }
+            out.append(UInt8(value))
+            i += 4
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// The parsed mount table.
+///
+/// Policy for bad input: a malformed line is **skipped with its reason** (in `rejected`),
+/// never fatal — one odd line must not stop a backup of the other filesystems, and since a
+/// skipped mount is simply not frozen, skipping can only make us freeze less, never more.
+public struct MountTable: Sendable, Equatable {
+    public var entries: [MountEntry]
+    public var rejected: [MountInfoError]
+
+    public init(entries: [MountEntry], rejected: [MountInfoError] = []) {
+        self.entries = entries
+        self.rejected = rejected
+    }
+
+    /// Parses the whole text of `/proc/self/mountinfo`. Empty lines are ignored.
+    public static func parse(_ text: String) -> MountTable {
+        var table = MountTable(entries: [])
+        var number = 0
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            number += 1
+            if line.isEmpty { continue }
+            do throws(MountInfoError) {
+                table.entries.append(try MountEntry.parse(line: line, lineNumber: number))
+            } catch {
+                table.rejected.append(error)
+            }
+        }
+        return table
+    }
+}
