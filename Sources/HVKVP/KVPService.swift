@@ -101,6 +101,8 @@ public final class KVPService: RelayService {
     /// Stops the FQDN thread (daemon shutdown).
     public func stopBackgroundWork() { hostNameResolver.stop() }
 
+    public func serviceWillStop() { stopBackgroundWork() }
+
     // MARK: RelayService
 
     public func registrationMessage() -> [UInt8] { KVPRegistration.message(code: KVPRegistration.current) }
