@@ -44,7 +44,10 @@ struct Demo: AsyncParsableCommand {
 
         say("[demo] device root \(root)")
         let host = try EmulatedHost(root: root, timeouts: KernelTimeouts(request: .seconds(30), freeze: .seconds(60)),
-                                    onEvent: { say("[host] \($0)") })
+                                    onEvent: { event in
+                                        if case .answered(_, "WRITE_TO_FILE", .ok, _, _) = event { return }
+                                        say("[host] \(event)")
+                                    })
         try host.start()
         defer { host.stop() }
 
