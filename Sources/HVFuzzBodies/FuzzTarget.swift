@@ -24,7 +24,7 @@ public struct FuzzTarget: Sendable {
 
 /// Every fuzz target, by name.
 public enum FuzzTargets {
-    public static let all: [FuzzTarget] = wireTargets + ringTargets + parserTargets + serviceTargets
+    public static let all: [FuzzTarget] = wireTargets + ringTargets + parserTargets + serviceTargets + kvpTargets
 
     public static func named(_ name: String) -> FuzzTarget? { all.first { $0.name == name } }
 }
