@@ -268,3 +268,38 @@ struct VSSHostileTests {
         if case .replied(let bytes) = out { #expect(try VSSReply.decode(bytes).status == .ok) } else { Issue.record("\(out)") }
     }
 }
+
+@Suite("Hostile input: UTF-16 names on the VMBus file-copy channel")
+struct UTF16NameTests {
+    /// A START body with `unit` written as the first UTF-16 unit of the file name (and, when
+    /// `terminate` is false, no NUL anywhere in the field).
+    private func startBody(firstUnit unit: UInt16, terminate: Bool = true) throws -> [UInt8] {
+        let start = FCopyWireMessage.startCopy(.init(fileName: "a", pathName: "C:\\in", flags: [], fileSize: 1))
+        var body = try start.encode()
+        let nameOffset = 36
+        body[nameOffset] = UInt8(unit & 0xFF)
+        body[nameOffset + 1] = UInt8(unit >> 8)
+        if !terminate {
+            for i in stride(from: nameOffset, to: nameOffset + 520, by: 2) where i > nameOffset {
+                body[i] = 0x62
+                body[i + 1] = 0
+            }
+        }
+        return body
+    }
+
+    @Test("lone surrogates and unterminated names are refused as invalid fields", arguments: [UInt16(0xD800), 0xDBFF, 0xDC00, 0xDFFF])
+    func loneSurrogates(unit: UInt16) throws {
+        #expect(throws: WireError.self) { _ = try FCopyWireMessage.decode(body: try startBody(firstUnit: unit)) }
+    }
+
+    @Test("a name without a NUL in its 260 units is refused; a valid one decodes")
+    func unterminated() throws {
+        #expect(throws: WireError.self) { _ = try FCopyWireMessage.decode(body: try startBody(firstUnit: 0x61, terminate: false)) }
+        guard case .startCopy(let s) = try FCopyWireMessage.decode(body: try startBody(firstUnit: 0x7A)) else {
+            Issue.record("not a START")
+            return
+        }
+        #expect(s.fileName == "z")
+    }
+}
