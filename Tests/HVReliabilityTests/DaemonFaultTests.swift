@@ -119,8 +119,9 @@ struct DaemonFaultTests {
         defer { host2.stop() }
         let t = clock.now
         #expect(await host2.fcopy.device.waitForRegistration(count: 1, timeout: .seconds(5)))
-        // Design bound: one device poll (500 ms) plus registration; margin for a loaded machine.
-        #expect(clock.now - t < .milliseconds(1500), "\(clock.now - t)")
+        // Design bound: one device poll (500 ms) plus registration, well under 1 s on an idle
+        // machine; the margin is for a 2-core CI machine under full load (1.55 s seen).
+        #expect(clock.now - t < .seconds(3), "\(clock.now - t)")
         let job = await host2.fcopy.copy(patternBytes(1000), toDirectory: rig.inbox, name: "after-restart.bin")
         #expect(job.state == .completed, "\(job)")
     }
@@ -130,7 +131,7 @@ struct DaemonFaultTests {
     func diskFullCopy() async throws {
         let rig = try CopyRig()
         #expect(try run(["mount", "-t", "tmpfs", "-o", "size=1m", "hvrel-full", rig.inbox]) == 0)
-        defer { _ = try? run(["umount", rig.inbox]) }
+        defer { if (try? run(["umount", rig.inbox])) != 0 { _ = try? run(["umount", "-l", rig.inbox]) } }
         let host = try EmulatedHost(root: rig.dir.path, devices: [.fcopy])
         try host.start()
         defer { host.stop() }

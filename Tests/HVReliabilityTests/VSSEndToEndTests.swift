@@ -28,13 +28,16 @@ private final class LoopRig: @unchecked Sendable {
         try #require(try run(["mkfs.ext4", "-q", "-F", image]) == 0, "mkfs.ext4")
         try #require(try run(["mount", "-o", "loop", image, mnt]) == 0, "mount \(image)")
         mounted = true
-        // The daemon's selection, computed the same way: only our mountpoint.
-        let table = MountTable.parse(try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8))
+        // The daemon's selection, computed the same way: only our mountpoint. (Read with
+        // HVSystem's readFile as the daemon does: Foundation returns only the first 4 KiB of a
+        // /proc file, which misses mounts on a machine with many.)
+        let table = MountTable.parse(String(decoding: try readFile("/proc/self/mountinfo"), as: UTF8.self))
         let selection = try MountSelector(
             configuration: VSSConfiguration(mountpoints: [mnt], hooksDirectory: "/none"), isEmulated: true,
             inspector: SysfsBlockDeviceInspector()
         ).select(from: table)
-        try #require(selection.targets.map(\.mountPoint) == [mnt], "refusing to run: selection \(selection.targets)")
+        if selection.targets.map(\.mountPoint) != [mnt] { cleanup() }  // init fails below: undo the mount now
+        try #require(selection.targets.map(\.mountPoint) == [mnt], "refusing to run: selection \(selection.targets), skipped \(selection.skipped.filter { $0.mountPoint.hasPrefix(dir.path) }), rejected \(table.rejected)")
     }
 
     func config(deadline: Int = 600, hooks: String? = nil, hookTimeout: Double = 60) -> String {
@@ -80,7 +83,8 @@ private final class LoopRig: @unchecked Sendable {
             _ = waitpid(pid, &status, 0)
         }
         if mounted, (try? run(["umount", mnt])) != 0 { _ = try? run(["umount", "-l", mnt]) }
-        let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)).map(MountTable.parse)?.entries ?? []
+        mounted = false
+        let table = (try? readFile("/proc/self/mountinfo")).map { MountTable.parse(String(decoding: $0, as: UTF8.self)) }?.entries ?? []
         if table.contains(where: { $0.mountPoint.hasPrefix(dir.path + "/") }) {
             Issue.record("something is still mounted below \(dir.path); not removing it")
         }
