@@ -28,11 +28,16 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Device root to create (hvguestd --device-root DIR).") var root: String
     @Option(help: "Kernel request timeout in seconds (the kernel's is 30).") var requestTimeout: Int = 30
     @Option(help: "Kernel FREEZE timeout in seconds (the kernel's is 900).") var freezeTimeout: Int = 900
+    @Option(help: "File copy over the kernel relay (hv_fcopy, kernels ≤ 6.9) or the VMBus ring at dev/uio0 (uio, ≥ 6.10): relay | uio.")
+    var fcopyTransport: String = "relay"
 
     func run() async throws {
+        guard let transport = EmulatedHost.FileCopyTransport(rawValue: fcopyTransport) else {
+            throw ValidationError("--fcopy-transport must be relay or uio, not \(fcopyTransport)")
+        }
         try makeDirectories(root)
         let host = try EmulatedHost(root: root, timeouts: KernelTimeouts(request: .seconds(requestTimeout), freeze: .seconds(freezeTimeout)),
-                                    onEvent: { say("[host] \($0)") })
+                                    fileCopyTransport: transport, onEvent: { say("[host] \($0)") })
         let control = try EmulatorControl(host: host)
         try host.start()
         try control.start()
