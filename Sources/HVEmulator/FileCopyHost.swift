@@ -81,8 +81,13 @@ public final class FileCopyHost: HostService, @unchecked Sendable {
     /// CANCEL_FCOPY, as Hyper-V does.
     public func copy(_ data: [UInt8], toDirectory directory: String, name: String, overwrite: Bool = false,
                      createFullPath: Bool = false, fault: Fault? = nil, fragmentSizes: [Int] = []) async -> JobResult {
-        await FileCopyDriver.copy(data, toDirectory: directory, name: name, overwrite: overwrite, createFullPath: createFullPath,
-                                  fault: fault, fragmentSizes: fragmentSizes, over: transport)
+        if let uio {
+            return await uio.copy(data, toDirectory: directory, name: name, overwrite: overwrite, createFullPath: createFullPath,
+                                  fault: fault, fragmentSizes: fragmentSizes)
+        }
+        return await FileCopyDriver.copy(data, toDirectory: directory, name: name, overwrite: overwrite,
+                                         createFullPath: createFullPath, fault: fault, fragmentSizes: fragmentSizes,
+                                         over: RelayFileCopyTransport(device: device))
     }
 
     /// Waits until a guest is ready for copies: registered `count` times in total on the relay

@@ -6,8 +6,8 @@ import HVWire
 /// the status the host sees is the `status` of the guest's echoed IC header.
 ///
 /// `send` blocks its caller for one ring round trip (microseconds while a guest answers, at
-/// most `timeoutMilliseconds`): the guest must not depend on the calling thread to answer —
-/// hvguestd's channel threads do not.
+/// most `timeoutMilliseconds`); `copy` therefore runs on its own thread, never on the
+/// cooperative pool.
 public final class FileCopyUIOHost: FileCopyHostTransport, @unchecked Sendable {
     public typealias JobResult = FileCopyHost.JobResult
     public typealias Fault = FileCopyHost.Fault
@@ -36,8 +36,18 @@ public final class FileCopyUIOHost: FileCopyHostTransport, @unchecked Sendable {
     /// Copies `data` to `directory`/`name` in the guest (see `FileCopyHost.copy`).
     public func copy(_ data: [UInt8], toDirectory directory: String, name: String, overwrite: Bool = false,
                      createFullPath: Bool = false, fault: Fault? = nil, fragmentSizes: [Int] = []) async -> JobResult {
-        await FileCopyDriver.copy(data, toDirectory: directory, name: name, overwrite: overwrite, createFullPath: createFullPath,
-                                  fault: fault, fragmentSizes: fragmentSizes, over: self)
+        let executor: ThreadTaskExecutor
+        do { executor = try ThreadTaskExecutor(name: "emu-fcopy-copy") } catch {
+            return JobResult(state: .exception, errorCode: .fail, failedStep: "emulator: \(error)", bytes: 0, microseconds: 0)
+        }
+        let result = await withTaskExecutorPreference(executor) {
+            await FileCopyDriver.copy(data, toDirectory: directory, name: name, overwrite: overwrite, createFullPath: createFullPath,
+                                      fault: fault, fragmentSizes: fragmentSizes, over: self)
+        }
+        // Leave the executor's thread before joining it (a thread cannot join itself).
+        await Task.yield()
+        executor.shutdown()
+        return result
     }
 
     public func send(_ message: FileCopyHostMessage, detail: String) async -> HResult {

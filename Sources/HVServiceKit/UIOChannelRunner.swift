@@ -93,11 +93,8 @@ public final class UIOChannelRunner: ServiceRunner, @unchecked Sendable {
     /// What we bound (released when the runner stops).
     private var binding: UIOBinding?
 
-    private var logger: Logger {
-        var l = environment.logger
-        l[metadataKey: LogField.service] = "\(service.name.rawValue)"
-        return l
-    }
+    /// Built once: setting metadata allocates, and `record` runs once per file fragment.
+    private let logger: Logger
 
     public init(service: any UIOService, environment: ServiceEnvironment, status: StatusBoard,
                 settings: Settings = Settings()) throws(SystemError) {
@@ -105,6 +102,9 @@ public final class UIOChannelRunner: ServiceRunner, @unchecked Sendable {
         self.environment = environment
         self.status = status
         self.settings = settings
+        var l = environment.logger
+        l[metadataKey: LogField.service] = "\(service.name.rawValue)"
+        logger = l
         wake = try EventFD()
     }
 
@@ -137,6 +137,9 @@ public final class UIOChannelRunner: ServiceRunner, @unchecked Sendable {
     private func run() {
         var failures = 0
         var reported: String?
+        /// Set by a successful bind; a device that is unbound again right after (re-offered
+        /// after a rescind: a new device without our override) is bound again, after a pause.
+        var justBound = false
         /// Logs a waiting reason once, not at every poll.
         func waiting(_ why: String, state: ChannelState) {
             status.update(service.name) { $0.state = state }
@@ -154,9 +157,15 @@ public final class UIOChannelRunner: ServiceRunner, @unchecked Sendable {
                 if pause(settings.devicePollMilliseconds) { break }
                 continue
             } catch .notBound(let instance) {
-                if settings.bindDevice && binding == nil {
+                if justBound {
+                    justBound = false
+                    if pause(settings.devicePollMilliseconds) { break }
+                }
+                if settings.bindDevice {
                     do {
+                        binding?.release()
                         binding = try UIOBinding.bind(instance: instance, deviceRoot: environment.deviceRoot)
+                        justBound = true
                         let was = binding?.previousDriver.map { " (was \($0))" } ?? ""
                         logger.notice("bound VMBus device \(instance) to uio_hv_generic\(was)")
                         continue
@@ -176,6 +185,7 @@ public final class UIOChannelRunner: ServiceRunner, @unchecked Sendable {
                 continue
             }
             reported = nil
+            justBound = false
             let channel: UIOChannel
             do {
                 channel = try UIOChannel(device: device, deviceRoot: environment.deviceRoot,

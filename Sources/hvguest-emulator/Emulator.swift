@@ -41,6 +41,9 @@ struct Serve: AsyncParsableCommand {
         let control = try EmulatorControl(host: host)
         try host.start()
         try control.start()
+        if let uio = host.fcopy.uio {
+            say("[host] fcopy: VMBus ring device ready at \(uio.channel.devicePath) (uio_hv_generic stand-in)")
+        }
         say("[host] serving \(root); run: hvguestd --device-root \(root) --state-dir \(root)/state")
         // Wait for SIGINT/SIGTERM without a busy loop.
         var set = sigset_t()
