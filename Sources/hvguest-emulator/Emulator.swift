@@ -37,7 +37,12 @@ struct Serve: AsyncParsableCommand {
         }
         try makeDirectories(root)
         let host = try EmulatedHost(root: root, timeouts: KernelTimeouts(request: .seconds(requestTimeout), freeze: .seconds(freezeTimeout)),
-                                    fileCopyTransport: transport, onEvent: { say("[host] \($0)") })
+                                    fileCopyTransport: transport,
+                                    onEvent: { event in
+                                        // One line per 6 KiB fragment would drown the rest.
+                                        if case .answered(_, "WRITE_TO_FILE", .ok, _, _) = event { return }
+                                        say("[host] \(event)")
+                                    })
         let control = try EmulatorControl(host: host)
         try host.start()
         try control.start()
