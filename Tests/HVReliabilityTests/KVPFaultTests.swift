@@ -165,9 +165,13 @@ struct KVPFaultTests {
         #expect(await host.kvp.device.waitForRegistration(count: 1, timeout: .seconds(30)), "\(daemon.log)")
 
         let acknowledged = Locked<[String: String]>([:])
-        let storm = Task {
+        let stop = Locked(false)
+        let sentCount = Locked<Int?>(nil)
+        // The storm runs on its own; the test never waits on it unboundedly (a SET whose answer
+        // were lost would otherwise hang the whole test run).
+        Task {
             var i = 0
-            while !Task.isCancelled && i < 100_000 {
+            while !stop.current && i < 100_000 {
                 // Short values update in place, long ones relocate the record, some keys repeat.
                 let key = "key-\(i % 300)"
                 let value = i % 7 == 0 ? String(repeating: "L\(i)", count: 150) : "v\(i)"
@@ -175,11 +179,13 @@ struct KVPFaultTests {
                 acknowledged.withLock { $0[key] = value }
                 i += 1
             }
-            return i
+            sentCount.withLock { $0 = i }
         }
         try await Task.sleep(for: .milliseconds(1500))
         daemon.kill9()
-        let sent = await storm.value
+        #expect(await eventually(timeout: .seconds(15)) { sentCount.current != nil }, "the SET in flight when the daemon died was never answered")
+        stop.withLock { $0 = true }
+        let sent = try #require(sentCount.current)
         #expect(sent > 50, "the storm hardly ran (\(sent) SETs)")
 
         // As a reader sees the file, and as the next daemon does (it repairs leftovers). The
