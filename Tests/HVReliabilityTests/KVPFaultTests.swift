@@ -167,6 +167,7 @@ struct KVPFaultTests {
         let acknowledged = Locked<[String: String]>([:])
         let stop = Locked(false)
         let sentCount = Locked<Int?>(nil)
+        let answered = Locked(0)
         // The storm runs on its own; the test never waits on it unboundedly (a SET whose answer
         // were lost would otherwise hang the whole test run).
         Task {
@@ -177,16 +178,18 @@ struct KVPFaultTests {
                 let value = i % 7 == 0 ? String(repeating: "L\(i)", count: 150) : "v\(i)"
                 guard await host.kvp.set(pool: .external, key: key, value: value) == .ok else { break }
                 acknowledged.withLock { $0[key] = value }
+                answered.withLock { $0 += 1 }
                 i += 1
             }
             sentCount.withLock { $0 = i }
         }
-        try await Task.sleep(for: .milliseconds(1500))
+        // Kill once the storm is well under way (by count, not time: CI machines are slow).
+        #expect(await eventually(timeout: .seconds(60)) { answered.current >= 400 || sentCount.current != nil })
         daemon.kill9()
-        #expect(await eventually(timeout: .seconds(15)) { sentCount.current != nil }, "the SET in flight when the daemon died was never answered")
+        #expect(await eventually(timeout: .seconds(15)) { sentCount.current != nil }, "the SET in flight when the daemon died was never answered: \(host.events.suffix(6)) answered \(answered.current)")
         stop.withLock { $0 = true }
         let sent = try #require(sentCount.current)
-        #expect(sent > 50, "the storm hardly ran (\(sent) SETs)")
+        #expect(sent >= 400, "the storm hardly ran (\(sent) SETs)")
 
         // As a reader sees the file, and as the next daemon does (it repairs leftovers). The
         // SET in flight when the daemon died (key number `sent`) may or may not have landed.
