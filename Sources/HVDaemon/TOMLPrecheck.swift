@@ -170,7 +170,9 @@ struct TOMLPrecheck {
                     break
                 }
                 if x == 0x09 || x == 0x0A || x == 0x0D || x == 0x2C || x == 0x5D || x == 0x7D || x == 0x23 { break }
-                guard x > 0x20, x < 0x7F else { throw .handOver }
+                // Non-ASCII or control bytes in a bare value: toml++ can assert here (found by
+                // fuzzing: `V=2277-24-` then bytes A4 A1); TOML never allows them outside strings.
+                guard x > 0x20, x < 0x7F else { throw unsafe("unexpected character '\(printable(x))' in a value") }
                 i += 1
             }
             if i == start {

@@ -47,7 +47,7 @@ struct CorpusReplayTests {
 
     @Test("inputs that aborted the TOML parser are configuration errors with file and line", arguments: [
         ("[~", 1), ("[\r5", 1), ("V=[[[[[[ }'", 1), ("a = [ }", 1), ("[vss]\n[ [x]]", 2), ("[a]\n[\u{3000}b]", 2),
-        ("x = ", 1), ("[vss]\nmountpoints = [\"/a\",\n  ,]", 3), ("k = \"\\", 1), ("a = 1\rb = 2", 1),
+        ("x = ", 1), ("V=2277-24-\u{A4}\u{A1} 0 _000\t", 1), ("[vss]\nmountpoints = [\"/a\",\n  ,]", 3), ("k = \"\\", 1), ("a = 1\rb = 2", 1),
     ])
     func tomlParserAbortsAreErrors(text: String, line: Int) throws {
         do {
