@@ -48,6 +48,8 @@ public final class Daemon: @unchecked Sendable {
     private let logger: Logger
     private var runners: [RelayChannelRunner] = []
     private var watchdog: WatchdogPinger?
+    /// Shutdown, time sync and heartbeat: userspace channels or kernel-mode companions.
+    let integrationComponents = IntegrationComponents()
     /// Overrides for tests: the channel runner's timing.
     public var runnerSettings = RelayChannelRunner.Settings()
 
@@ -111,7 +113,8 @@ public final class Daemon: @unchecked Sendable {
         try makeDirectories(options.resolvedRuntimeDirectory)
         recoverFrozenFilesystems()
         let env = environment
-        for name in selectedServices() {
+        startIntegrationComponents(environment: env)
+        for name in selectedServices() where relayServices.contains(name) {
             guard let service = makeService(name, environment: env) else {
                 logger.warning("service \(name.rawValue) is not available in this build; skipping")
                 continue
@@ -137,6 +140,7 @@ public final class Daemon: @unchecked Sendable {
         watchdog = nil
         for r in runners.reversed() { r.stop() }
         runners = []
+        integrationComponents.stopAll()
     }
 
     /// One line for systemd's STATUS=.

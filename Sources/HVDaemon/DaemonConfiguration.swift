@@ -1,5 +1,8 @@
 import HVFileCopy
+import HVHeartbeat
 import HVServiceKit
+import HVShutdown
+import HVTimeSync
 import HVVSS
 
 /// The whole configuration, validated: every section is parsed up front so a bad value stops
@@ -9,28 +12,21 @@ public struct DaemonConfiguration: Sendable {
     public var settings: DaemonSettings
     public var vss: VSSConfiguration
     public var fcopy: FileCopyConfiguration
+    public var shutdown: ShutdownConfiguration
+    public var timeSync: TimeSyncConfiguration
+    public var heartbeat: HeartbeatConfiguration
 
     /// Sections hvguestd understands (`daemon` and `log` are always known).
     public static let knownSections: Set<String> = ["kvp", "vss", "fcopy", "shutdown", "timesync", "heartbeat"]
-
-    /// Keys of the sections whose services have not landed yet: accepted so configuration
-    /// written for them does not break the daemon.
-    static let reservedKeys: [String: Set<String>] = [
-        "shutdown": ["mode", "hooks_directory", "hook_timeout_seconds"],
-        "timesync": ["mode"],
-        "heartbeat": ["mode"],
-    ]
 
     public init(document: ConfigDocument, configDirectory: String) throws(ConfigError) {
         self.document = document
         settings = try DaemonSettings(document: document)
         vss = try VSSConfiguration(section: document.section("vss"), configDirectory: configDirectory)
         fcopy = try FileCopyConfiguration(section: document.section("fcopy"))
-        for (name, keys) in Self.reservedKeys {
-            let s = document.section(name)
-            try s.checkKnownKeys(keys)
-            _ = try s.choice("mode", allowed: ["kernel", "userspace"], default: "kernel")
-        }
+        shutdown = try ShutdownConfiguration(section: document.section("shutdown"), configDirectory: configDirectory)
+        timeSync = try TimeSyncConfiguration(section: document.section("timesync"))
+        heartbeat = try HeartbeatConfiguration(section: document.section("heartbeat"))
     }
 
     /// Loads `options`' configuration file and drop-ins and validates everything.

@@ -15,12 +15,18 @@ public final class EmulatedHost: Sendable {
     public let kvp: KVPHost
     public let vss: VSSHost
     public let fcopy: FileCopyHost
+    /// The util ICs served through fake UIO devices (nil unless requested with `ics:`).
+    public let shutdown: ShutdownHost?
+    public let timeSync: TimeSyncHost?
+    public let heartbeat: HeartbeatHost?
     private let log: Locked<[HostEvent]>
 
     /// - Parameters:
     ///   - devices: which relay devices to create (all three by default).
+    ///   - ics: which util ICs to serve as UIO devices (shutdown uio1, timesync uio2, heartbeat uio3).
     ///   - onEvent: called on the device threads for every event (the CLI prints them).
-    public init(root: String, devices: Set<RelayKind> = Set(RelayKind.allCases), timeouts: KernelTimeouts = .kernel,
+    public init(root: String, devices: Set<RelayKind> = Set(RelayKind.allCases), ics: Set<ICKind> = [],
+                timeouts: KernelTimeouts = .kernel,
                 onEvent: @escaping @Sendable (HostEvent) -> Void = { _ in }) throws(SystemError) {
         self.root = root
         let log = Locked<[HostEvent]>([])
@@ -38,16 +44,37 @@ public final class EmulatedHost: Sendable {
         kvp = KVPHost(device: try make(.kvp))
         vss = VSSHost(device: try make(.vss), freezeTimeout: timeouts.freeze)
         fcopy = FileCopyHost(device: try make(.fcopy))
+        func icError(_ e: UIOHostError) -> SystemError {
+            if case .system(let s) = e { return s }
+            return SystemError("UIO device: \(e)", errno: 5)
+        }
+        do {
+            shutdown = ics.contains(.shutdown) ? try ShutdownHost(deviceRoot: root) : nil
+            timeSync = ics.contains(.timesync) ? try TimeSyncHost(deviceRoot: root) : nil
+            heartbeat = ics.contains(.heartbeat) ? try HeartbeatHost(deviceRoot: root) : nil
+        } catch {
+            throw icError(error)
+        }
     }
+
+    /// The IC hosts that exist.
+    public var icHosts: [ICHost] { [shutdown as ICHost?, timeSync, heartbeat].compactMap { $0 } }
 
     public var devices: [RelayDeviceEmulator] { [kvp.optionalDevice, vss.optionalDevice, fcopy.optionalDevice].compactMap { $0 } }
 
     public func start() throws(SystemError) {
         for d in devices { try d.start() }
+        for ic in icHosts {
+            do { try ic.uio.startAcceptingInBackground() } catch {
+                if case .system(let s) = error { throw s }
+                throw SystemError("UIO device: \(error)", errno: 5)
+            }
+        }
     }
 
     public func stop() {
         for d in devices { d.stop() }
+        for ic in icHosts { ic.close() }
     }
 
     /// Everything observed so far (bounded).
