@@ -42,7 +42,8 @@ public enum ICRequestOutcome: Sendable, Equatable, CustomStringConvertible {
 public class ICHost: @unchecked Sendable {
     public let uio: UIOHost
     public let kind: ICKind
-    private let lastOutcome = Locked<(everNegotiated: Bool, lastFailed: Bool)>((false, false))
+    /// Whether a guest ever negotiated, and on which connection (by count) the last request failed.
+    private let lastOutcome = Locked<(everNegotiated: Bool, failedOnConnection: Int?)>((false, nil))
 
     init(kind: ICKind, uio: UIOHost) {
         self.kind = kind
@@ -51,10 +52,15 @@ public class ICHost: @unchecked Sendable {
 
     /// What the host would show for this component now.
     public var componentStatus: ICComponentStatus {
-        let s = lastOutcome.current
-        if uio.negotiatedVersions != nil && uio.isGuestConnected && !s.lastFailed { return .ok }
-        if !s.everNegotiated && uio.negotiatedVersions == nil { return .noContact }
-        return .lostCommunication
+        let connection = uio.connectionCount
+        let live = uio.negotiatedVersions != nil && uio.isGuestConnected
+        let s = lastOutcome.withLock { o -> (everNegotiated: Bool, failedOnConnection: Int?) in
+            if live { o.everNegotiated = true }
+            return o
+        }
+        // A failure on an earlier connection does not count against a guest that reconnected.
+        if live && s.failedOnConnection != connection { return .ok }
+        return s.everNegotiated ? .lostCommunication : .noContact
     }
 
     /// Accepts a guest and negotiates if that has not happened yet; returns the message version.
@@ -77,10 +83,11 @@ public class ICHost: @unchecked Sendable {
             let header: ICMessageHeader
             do { header = try ICMessageHeader.decode(from: response) } catch { throw UIOHostError.wire(error) }
             guard header.flags.contains(.response) else { throw UIOHostError.protocolViolation("answer without the RESPONSE flag") }
-            lastOutcome.withLock { $0.lastFailed = false }
+            lastOutcome.withLock { $0.failedOnConnection = nil }
             return .answered(header.status, response)
         } catch {
-            lastOutcome.withLock { $0.lastFailed = true }
+            let connection = uio.connectionCount
+            lastOutcome.withLock { $0.failedOnConnection = connection }
             return .failed(error)
         }
     }
