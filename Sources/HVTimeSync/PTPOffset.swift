@@ -10,6 +10,12 @@ public struct PTPOffset: Sendable, Equatable {
     /// Midpoint of that window (system time of the measurement).
     public var systemNanoseconds: Int64
 
+    public init(offsetNanoseconds: Int64, delayNanoseconds: Int64, systemNanoseconds: Int64) {
+        self.offsetNanoseconds = offsetNanoseconds
+        self.delayNanoseconds = delayNanoseconds
+        self.systemNanoseconds = systemNanoseconds
+    }
+
     /// From the 2n+1 timestamps `sys₀, phc₀, sys₁, phc₁, …, sysₙ`: the pair with the narrowest
     /// system window wins (least disturbed by preemption). Nil for a malformed or empty reading.
     public static func estimate(readings: [Int64]) -> PTPOffset? {

@@ -48,6 +48,12 @@ public struct TakeoverRecord: Sendable, Equatable {
     public var previousDriver: String?
     /// It was already bound to uio_hv_generic (or is the emulator's fake): nothing to undo.
     public var wasAlreadyBound: Bool
+
+    public init(instance: String, previousDriver: String?, wasAlreadyBound: Bool) {
+        self.instance = instance
+        self.previousDriver = previousDriver
+        self.wasAlreadyBound = wasAlreadyBound
+    }
 }
 
 /// Moves a util IC device from hv_utils to uio_hv_generic and back (PROTOCOL.md §5.5), by
