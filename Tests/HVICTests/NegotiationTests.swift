@@ -74,7 +74,7 @@ func shutdownService(_ dir: String, executor: any PowerExecutor = RecordingPower
         defer { runner.stop() }
         #expect(host.componentStatus == .noContact)
         let result = await blocking { () -> Result<ICVersion, UIOHostError> in
-            do throws(UIOHostError) { return .success(try host.ensureNegotiated(timeoutMilliseconds: 5_000)) } catch {
+            do throws(UIOHostError) { return .success(try host.ensureNegotiated(timeoutMilliseconds: 20_000)) } catch {
                 return .failure(error)
             }
         }
