@@ -129,7 +129,9 @@ public enum HostCommands {
         func outcome(_ o: ICRequestOutcome) -> Output { Output(ok: o.status?.isSuccess ?? false, text: o.description) }
         switch verb {
         case "shutdown":
-            guard let shutdown = host.shutdown else { return Output(ok: false, text: "this emulator serves no shutdown IC (serve --ics)") }
+            guard let shutdown = host.shutdown else {
+                return Output(ok: false, text: "this emulator serves no shutdown IC (serve --ics)")
+            }
             guard switches.isSubset(of: ["--force", "--reboot", "--hibernate"]), positional.isEmpty else {
                 return Output(ok: false, text: "usage: shutdown [--force] [--reboot] [--hibernate] [--reason N] [--message TEXT]")
             }
@@ -138,13 +140,17 @@ public enum HostCommands {
                 force: switches.contains("--force"), reboot: switches.contains("--reboot"),
                 hibernate: switches.contains("--hibernate"), reason: reason, message: options["--message"] ?? ""))
         case "time-sample":
-            guard let timeSync = host.timeSync else { return Output(ok: false, text: "this emulator serves no time-sync IC (serve --ics)") }
+            guard let timeSync = host.timeSync else {
+                return Output(ok: false, text: "this emulator serves no time-sync IC (serve --ics)")
+            }
             guard switches.isSubset(of: ["--sync"]), positional.isEmpty,
                 let offset = Double(options["--offset-ms"] ?? "0"), let age = Double(options["--age-seconds"] ?? "0")
             else { return Output(ok: false, text: "usage: time-sample --offset-ms X [--sync] [--age-seconds S]") }
             return outcome(timeSync.sendSample(offsetMilliseconds: offset, sync: switches.contains("--sync"), ageSeconds: age))
         default:
-            guard let heartbeat = host.heartbeat else { return Output(ok: false, text: "this emulator serves no heartbeat IC (serve --ics)") }
+            guard let heartbeat = host.heartbeat else {
+                return Output(ok: false, text: "this emulator serves no heartbeat IC (serve --ics)")
+            }
             let count = positional.first.flatMap { Int($0) } ?? 1
             var lines: [String] = []
             for _ in 0..<max(1, min(count, 1000)) {

@@ -93,7 +93,8 @@ public final class ShutdownService: ICService {
             logger.notice("host shutdown request refused (\(reason)): \(described)")
             return answer(status, "\(described): \(reason)")
         case .proceed(let request):
-            logger.notice("host requested \(request.action.rawValue)\(request.force ? " (forced)" : ""): reason \(request.reasonCode), message \"\(request.message)\"")
+            let forced = request.force ? " (forced)" : ""
+            logger.notice("host requested \(request.action.rawValue)\(forced): reason \(request.reasonCode), message \"\(request.message)\"")
             pending.withLock { $0 = request }
             return answer(.ok, described)
         }

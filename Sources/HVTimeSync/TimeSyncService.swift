@@ -116,7 +116,8 @@ public final class TimeSyncService: ICService {
         }
         if configuration.output == .chrony, let chrony {
             do {
-                try chrony.send(ChronySockSample(systemNanoseconds: sample.guestNanoseconds, offsetSeconds: sample.offsetSeconds, leap: leap))
+                try chrony.send(ChronySockSample(
+                    systemNanoseconds: sample.guestNanoseconds, offsetSeconds: sample.offsetSeconds, leap: leap))
             } catch {
                 logger.warning("could not pass the time sample to chronyd at \(configuration.chronySocket): \(error)")
             }

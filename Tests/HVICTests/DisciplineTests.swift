@@ -91,7 +91,8 @@ func simulate(offsetSeconds: Double, errorPPM: Double, samples: Int, interval: D
         }
         #expect(abs(s - 0.2) < 1e-9)
         // SYNC steps even a small offset.
-        guard case .step = d.process(TimeSample(hostNanoseconds: base + 10_000_000_000, guestNanoseconds: base + 9_999_000_000, isSync: true))
+        let sync = TimeSample(hostNanoseconds: base + 10_000_000_000, guestNanoseconds: base + 9_999_000_000, isSync: true)
+        guard case .step = d.process(sync)
         else {
             Issue.record("SYNC must step")
             return

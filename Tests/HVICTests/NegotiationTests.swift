@@ -59,7 +59,8 @@ func shutdownService(_ dir: String, executor: any PowerExecutor = RecordingPower
             var config = UIOHost.Configuration.timeSync()
             config.offeredVersions = offered
             host = try TimeSyncHost(deviceRoot: dir.path, configuration: config)
-            service = TimeSyncService(configuration: TimeSyncConfiguration(), clock: SimulatedClock(offsetSeconds: 0), logger: silentLogger())
+            service = TimeSyncService(
+                configuration: TimeSyncConfiguration(), clock: SimulatedClock(offsetSeconds: 0), logger: silentLogger())
         case .heartbeat:
             var config = UIOHost.Configuration.heartbeat()
             config.offeredVersions = offered

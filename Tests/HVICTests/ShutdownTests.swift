@@ -230,7 +230,8 @@ let delayShutdown = Inhibitor(who: "NetworkManager", what: ["shutdown", "sleep"]
 
 @Suite struct KernelModeShutdownTests {
     @Test func recognisesHVUtilsLines() {
-        #expect(HostShutdownRecognizer.recognize("6,1234,5678,-;hv_utils: Shutdown request received - graceful shutdown initiated") == .poweroff)
+        let record = "6,1234,5678,-;hv_utils: Shutdown request received - graceful shutdown initiated"
+        #expect(HostShutdownRecognizer.recognize(record[...]) == .poweroff)
         #expect(HostShutdownRecognizer.recognize("hv_utils: Restart request received - graceful restart initiated") == .reboot)
         #expect(HostShutdownRecognizer.recognize("6,9,9,-;hv_utils: Hibernation request received") == .hibernate)
         #expect(HostShutdownRecognizer.recognize("6,1,1,-;usb 1-1: new device") == nil)

@@ -39,7 +39,9 @@ import Testing
         #expect(abs(clock.offsetSeconds) < 0.001)
         // A sample the host took 700 s ago (v4 reference time says so): answered, not used.
         clock.advance(seconds: 5)
-        let stale = await blocking { rig.host.sendSample(offsetMilliseconds: 300, ageSeconds: 700, hostTimeNanoseconds: clock.hostNanoseconds) }
+        let stale = await blocking {
+            rig.host.sendSample(offsetMilliseconds: 300, ageSeconds: 700, hostTimeNanoseconds: clock.hostNanoseconds)
+        }
         #expect(stale.status == .ok)
         #expect(await eventually { service.actions.count == 2 })
         guard case .ignore(.stale(let age)) = service.actions.last else {
@@ -96,7 +98,8 @@ import Testing
             systemNanoseconds: 1_700_000_000_123_456_000, offsetSeconds: 0.25, leap: 1))
         // Before the epoch tv_usec stays positive.
         let early = ChronySockSample(systemNanoseconds: -1_500, offsetSeconds: 0).encode()
-        #expect(Array(early[0..<16]) == [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x3E, 0x42, 0x0F, 0, 0, 0, 0, 0])  // -1 s + 999998 µs
+        // -1 s + 999998 µs
+        #expect(Array(early[0..<16]) == [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x3E, 0x42, 0x0F, 0, 0, 0, 0, 0])
     }
 
     @Test func ptpOffsetPicksTheNarrowestWindow() {
