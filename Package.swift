@@ -84,7 +84,9 @@ let package = Package(
         .testTarget(name: "HVVSSTests", dependencies: ["HVVSS", "HVTesting"], swiftSettings: strict),
         .testTarget(
             name: "HVICTests",
-            dependencies: ["HVShutdown", "HVTimeSync", "HVHeartbeat", "HVEmulator", "HVTesting", "HVTransport", "HVWire", "HVSystem"],
+            dependencies: [
+                "HVShutdown", "HVTimeSync", "HVHeartbeat", "HVDaemon", "HVEmulator", "HVTesting", "HVTransport", "HVWire", "HVSystem",
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "HVDaemonTests", dependencies: ["HVDaemon", "HVEmulator", "HVTesting", "HVTransport"],
