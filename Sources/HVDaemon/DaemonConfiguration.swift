@@ -1,5 +1,6 @@
 import HVFileCopy
 import HVHeartbeat
+import HVKVP
 import HVServiceKit
 import HVShutdown
 import HVTimeSync
@@ -10,6 +11,7 @@ import HVVSS
 public struct DaemonConfiguration: Sendable {
     public var document: ConfigDocument
     public var settings: DaemonSettings
+    public var kvp: KVPConfiguration
     public var vss: VSSConfiguration
     public var fcopy: FileCopyConfiguration
     public var shutdown: ShutdownConfiguration
@@ -22,6 +24,7 @@ public struct DaemonConfiguration: Sendable {
     public init(document: ConfigDocument, configDirectory: String) throws(ConfigError) {
         self.document = document
         settings = try DaemonSettings(document: document)
+        kvp = try KVPConfiguration(section: document.section("kvp"))
         vss = try VSSConfiguration(section: document.section("vss"), configDirectory: configDirectory)
         fcopy = try FileCopyConfiguration(section: document.section("fcopy"))
         shutdown = try ShutdownConfiguration(section: document.section("shutdown"), configDirectory: configDirectory)

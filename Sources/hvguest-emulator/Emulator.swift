@@ -34,8 +34,13 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         try makeDirectories(root)
-        let host = try EmulatedHost(root: root, ics: ics ? Set(ICKind.allCases) : [], timeouts: KernelTimeouts(request: .seconds(requestTimeout), freeze: .seconds(freezeTimeout)),
-                                    onEvent: { say("[host] \($0)") })
+        let host = try EmulatedHost(root: root, ics: ics ? Set(ICKind.allCases) : [],
+                                    timeouts: KernelTimeouts(request: .seconds(requestTimeout), freeze: .seconds(freezeTimeout)),
+                                    onEvent: { event in
+                                        // One line per 6 KiB fragment would drown the rest.
+                                        if case .answered(_, "WRITE_TO_FILE", .ok, _, _) = event { return }
+                                        say("[host] \(event)")
+                                    })
         let control = try EmulatorControl(host: host)
         try host.start()
         try control.start()
