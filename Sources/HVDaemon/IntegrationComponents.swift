@@ -10,17 +10,40 @@ import Logging
 /// taken over from hv_utils and answered by an `ICChannelRunner`; in kernel mode the companions
 /// (shutdown hooks on a host-initiated shutdown, PTP offset monitoring).
 final class IntegrationComponents: @unchecked Sendable {
-    private let lock = Locked<Parts>(Parts())
+    let lock = Locked<Parts>(Parts())
 
     struct Parts {
         var runners: [ICChannelRunner] = []
         var takeovers: [TakeoverRecord] = []
         var takeover: UIOTakeover?
+        var recordPath: String?
         var shutdownWatcher: KernelShutdownWatcher?
         var ptpMonitor: PTPMonitor?
     }
 
     func add(_ body: (inout Parts) -> Void) { lock.withLock(body) }
+
+    /// The devices we moved to uio_hv_generic, kept in the runtime directory so that a run after
+    /// a crash knows they are ours: it adopts them (userspace mode) or gives them back (kernel
+    /// mode). One `INSTANCE DRIVER` line each.
+    static func loadRecords(_ path: String) -> [String: String] {
+        guard let bytes = try? readFile(path, limit: 64 * 1024) else { return [:] }
+        var out: [String: String] = [:]
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2 { out[String(parts[0])] = String(parts[1]) }
+        }
+        return out
+    }
+
+    static func saveRecords(_ records: [TakeoverRecord], to path: String) {
+        let lines = records.compactMap { r in r.previousDriver.map { "\(r.instance) \($0)\n" } }.joined()
+        if lines.isEmpty {
+            try? removeFileIfPresent(path)
+        } else {
+            try? PathOps.writeFileDurably(path, Array(lines.utf8))
+        }
+    }
 
     /// Stops the channels first, then gives the devices back to hv_utils (the kernel answers the
     /// ICs again from then on), then the kernel-mode companions (waiting for running hooks).
@@ -28,7 +51,11 @@ final class IntegrationComponents: @unchecked Sendable {
         let parts = lock.withLock { p -> Parts in defer { p = Parts() }; return p }
         for r in parts.runners.reversed() { r.stop() }
         if let takeover = parts.takeover {
-            for record in parts.takeovers.reversed() { try? takeover.release(record) }
+            var kept: [TakeoverRecord] = []
+            for record in parts.takeovers.reversed() {
+                do { try takeover.release(record) } catch { kept.append(record) }
+            }
+            if let path = parts.recordPath { Self.saveRecords(kept, to: path) }
         }
         parts.shutdownWatcher?.stop()
         parts.ptpMonitor?.stop()
@@ -75,10 +102,19 @@ extension Daemon {
             }
         }
         if wants(.heartbeat) && config.heartbeat.mode == .userspace { userspace.append(HeartbeatService()) }
-        guard !userspace.isEmpty else { return }
 
         let takeover = UIOTakeover(deviceRoot: env.deviceRoot)
-        integrationComponents.add { $0.takeover = takeover }
+        let recordPath = env.runtimeDirectory + "/ic-takeovers"
+        let previous = IntegrationComponents.loadRecords(recordPath)
+        if !previous.isEmpty {
+            giveBackLeftovers(
+                previous, keeping: userspace.map(\.classID), takeover: takeover, recordPath: recordPath, logger: env.logger)
+        }
+        guard !userspace.isEmpty else { return }
+        integrationComponents.add {
+            $0.takeover = takeover
+            $0.recordPath = recordPath
+        }
         var settings = ICChannelRunner.Settings()
         settings.initialBackoffMilliseconds = runnerSettings.initialBackoffMilliseconds
         settings.maximumBackoffMilliseconds = runnerSettings.maximumBackoffMilliseconds
@@ -87,10 +123,21 @@ extension Daemon {
             var log = env.logger
             log[metadataKey: LogField.service] = "\(service.name.rawValue)"
             do {
-                let record = try takeover.take(classID: service.classID)
-                if !record.wasAlreadyBound {
+                var record = try takeover.take(classID: service.classID)
+                if record.wasAlreadyBound, let driver = previous[record.instance] {
+                    // Ours, from a run that crashed: give it back on stop as if we had just taken it.
+                    record = TakeoverRecord(instance: record.instance, previousDriver: driver, wasAlreadyBound: false)
+                    log.notice("\(record.instance) is still on uio_hv_generic from a previous run; adopting it")
+                } else if !record.wasAlreadyBound {
                     log.notice("took \(record.instance) over from \(record.previousDriver ?? "no driver") to uio_hv_generic")
-                    integrationComponents.add { $0.takeovers.append(record) }
+                }
+                if !record.wasAlreadyBound {
+                    let taken = record
+                    let all = integrationComponents.lock.withLock { p -> [TakeoverRecord] in
+                        p.takeovers.append(taken)
+                        return p.takeovers
+                    }
+                    IntegrationComponents.saveRecords(all, to: recordPath)
                 }
             } catch .deviceNotFound {
                 // It may appear later (emulator started after us); the runner waits for it.
@@ -108,6 +155,29 @@ extension Daemon {
                 log.error("cannot start the \(service.name.rawValue) channel thread: \(error)")
             }
         }
+    }
+
+    /// Devices a crashed run left on uio_hv_generic whose IC is now in kernel mode: give them
+    /// back to their driver, so the kernel answers the host again.
+    private func giveBackLeftovers(_ records: [String: String], keeping classIDs: [String], takeover: UIOTakeover,
+                                   recordPath: String, logger: Logger) {
+        let keptInstances = Set(classIDs.compactMap { takeover.findInstance(classID: $0) })
+        var remaining: [TakeoverRecord] = []
+        for (instance, driver) in records.sorted(by: { $0.key < $1.key }) {
+            let record = TakeoverRecord(instance: instance, previousDriver: driver, wasAlreadyBound: false)
+            if keptInstances.contains(instance) {
+                remaining.append(record)
+                continue
+            }
+            do {
+                try takeover.release(record)
+                logger.notice("gave \(instance) back to \(driver) (left on uio_hv_generic by a previous run)")
+            } catch {
+                logger.warning("could not give \(instance) back to \(driver): \(error)")
+                remaining.append(record)
+            }
+        }
+        IntegrationComponents.saveRecords(remaining, to: recordPath)
     }
 
     private func startShutdownWatcher(env: ServiceEnvironment, hooks: ShutdownHooks, logger: Logger) {

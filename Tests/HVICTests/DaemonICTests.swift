@@ -3,6 +3,7 @@ import HVEmulator
 import HVServiceKit
 import HVShutdown
 import HVTesting
+import HVSystem
 import HVTimeSync
 import Testing
 
@@ -99,5 +100,56 @@ import Testing
         daemon.stop()
         #expect(await blocking { heartbeat.beat(timeoutMilliseconds: 300) }.outcome.status == nil)
         #expect(heartbeat.componentStatus == .lostCommunication)
+    }
+}
+
+@Suite struct TakeoverRecoveryTests {
+    func daemon(_ tree: FakeSysfs, heartbeatMode: String) throws -> Daemon {
+        let doc = try ConfigDocument.parse([("t.toml", "[heartbeat]\nmode = \"\(heartbeatMode)\"\n")],
+                                           knownSections: DaemonConfiguration.knownSections)
+        let options = DaemonOptions(deviceRoot: tree.root, stateDirectory: tree.root + "/state", services: [.heartbeat])
+        return Daemon(options: options, configuration: try DaemonConfiguration(document: doc, configDirectory: tree.root + "/etc"),
+                      logger: silentLogger())
+    }
+
+    /// A run that crashed left the heartbeat device on uio_hv_generic; the next run in kernel mode
+    /// gives it back to hv_utils.
+    @Test func kernelModeGivesBackWhatACrashedRunTook() throws {
+        let tree = try FakeSysfs()
+        try makeDirectories(tree.device + "/uio/uio3")
+        try makeDirectories(tree.root + "/state/run")
+        try Sysfs.writeFile(tree.root + "/state/run/ic-takeovers", contents: "\(tree.instance) hv_utils\n")
+        let d = try daemon(tree, heartbeatMode: "kernel")
+        try d.start()
+        d.stop()
+        #expect(try Sysfs.readAttribute(tree.driver("uio_hv_generic") + "/unbind") == tree.instance)
+        #expect(try Sysfs.readAttribute(tree.driver("hv_utils") + "/bind") == tree.instance)
+        #expect(!PathOps.exists(tree.root + "/state/run/ic-takeovers"))
+    }
+
+    /// In userspace mode the next run adopts it and gives it back on a clean stop.
+    @Test func userspaceModeAdoptsAndReleasesOnStop() async throws {
+        let tree = try FakeSysfs()
+        try makeDirectories(tree.device + "/uio/uio3")
+        try makeDirectories(tree.root + "/state/run")
+        try Sysfs.writeFile(tree.root + "/state/run/ic-takeovers", contents: "\(tree.instance) hv_utils\n")
+        let d = try daemon(tree, heartbeatMode: "userspace")
+        try d.start()
+        #expect(try Sysfs.readAttribute(tree.driver("hv_utils") + "/bind") == "")
+        #expect(PathOps.exists(tree.root + "/state/run/ic-takeovers"))
+        d.stop()
+        #expect(try Sysfs.readAttribute(tree.driver("hv_utils") + "/bind") == tree.instance)
+        #expect(!PathOps.exists(tree.root + "/state/run/ic-takeovers"))
+    }
+
+    /// Devices that were on uio_hv_generic before us (the emulator's, or an admin's) stay there.
+    @Test func foreignUIODevicesAreNeverReleased() throws {
+        let tree = try FakeSysfs()
+        try makeDirectories(tree.device + "/uio/uio3")
+        let d = try daemon(tree, heartbeatMode: "userspace")
+        try d.start()
+        d.stop()
+        #expect(try Sysfs.readAttribute(tree.driver("uio_hv_generic") + "/unbind") == "")
+        #expect(try Sysfs.readAttribute(tree.driver("hv_utils") + "/bind") == "")
     }
 }
