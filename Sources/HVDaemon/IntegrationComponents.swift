@@ -48,7 +48,9 @@ final class IntegrationComponents: @unchecked Sendable {
     /// Stops the channels first, then gives the devices back to hv_utils (the kernel answers the
     /// ICs again from then on), then the kernel-mode companions (waiting for running hooks).
     func stopAll() {
-        let parts = lock.withLock { p -> Parts in defer { p = Parts() }; return p }
+        let parts = lock.withLock { p -> Parts in
+            defer { p = Parts() }; return p
+        }
         for r in parts.runners.reversed() { r.stop() }
         if let takeover = parts.takeover {
             var kept: [TakeoverRecord] = []
@@ -77,10 +79,11 @@ extension Daemon {
             let hooks = ShutdownHooks(directory: config.shutdown.hooksDirectory, timeoutSeconds: config.shutdown.hookTimeoutSeconds)
             if config.shutdown.mode == .userspace {
                 let root = env.deviceRoot
-                userspace.append(ShutdownService(
-                    hooks: hooks, executor: SystemctlPowerExecutor(isEmulated: env.isEmulated, logger: icLogger),
-                    inhibitorCheck: SystemdInhibitorCheck(), hibernationSupported: { hibernationSupported(deviceRoot: root) },
-                    logger: icLogger))
+                userspace.append(
+                    ShutdownService(
+                        hooks: hooks, executor: SystemctlPowerExecutor(isEmulated: env.isEmulated, logger: icLogger),
+                        inhibitorCheck: SystemdInhibitorCheck(), hibernationSupported: { hibernationSupported(deviceRoot: root) },
+                        logger: icLogger))
             } else if config.shutdown.watchKernelLog {
                 startShutdownWatcher(env: env, hooks: hooks, logger: icLogger)
             }
@@ -94,9 +97,10 @@ extension Daemon {
                         icLogger.error("cannot create a socket for chronyd: \(error)")
                     }
                 }
-                userspace.append(TimeSyncService(
-                    configuration: config.timeSync, clock: makeGuestClock(deviceRoot: env.deviceRoot, logger: icLogger),
-                    chrony: chrony, referenceCounter: env.isEmulated ? emulatedReferenceCounter : nil, logger: icLogger))
+                userspace.append(
+                    TimeSyncService(
+                        configuration: config.timeSync, clock: makeGuestClock(deviceRoot: env.deviceRoot, logger: icLogger),
+                        chrony: chrony, referenceCounter: env.isEmulated ? emulatedReferenceCounter : nil, logger: icLogger))
             } else {
                 startPTPMonitor(env: env, logger: icLogger)
             }
@@ -159,8 +163,10 @@ extension Daemon {
 
     /// Devices a crashed run left on uio_hv_generic whose IC is now in kernel mode: give them
     /// back to their driver, so the kernel answers the host again.
-    private func giveBackLeftovers(_ records: [String: String], keeping classIDs: [String], takeover: UIOTakeover,
-                                   recordPath: String, logger: Logger) {
+    private func giveBackLeftovers(
+        _ records: [String: String], keeping classIDs: [String], takeover: UIOTakeover,
+        recordPath: String, logger: Logger
+    ) {
         let keptInstances = Set(classIDs.compactMap { takeover.findInstance(classID: $0) })
         var remaining: [TakeoverRecord] = []
         for (instance, driver) in records.sorted(by: { $0.key < $1.key }) {
@@ -204,8 +210,9 @@ extension Daemon {
         let clock: (any GuestClock)? =
             configuration.timeSync.kernelDiscipline ? makeGuestClock(deviceRoot: env.deviceRoot, logger: logger) : nil
         do {
-            let monitor = try PTPMonitor(source: source, configuration: configuration.timeSync, clock: clock, status: status,
-                                         logger: logger)
+            let monitor = try PTPMonitor(
+                source: source, configuration: configuration.timeSync, clock: clock, status: status,
+                logger: logger)
             try monitor.start()
             integrationComponents.add { $0.ptpMonitor = monitor }
         } catch {

@@ -103,8 +103,10 @@ public final class ShutdownHost: ICHost, @unchecked Sendable {
     }
 
     /// Sends a shutdown request; S_OK means the guest accepted and will act after answering.
-    public func initiateShutdown(force: Bool = false, reboot: Bool = false, hibernate: Bool = false, reason: UInt32 = 0,
-                                 message: String = "", timeoutMilliseconds: Int32 = 10_000) -> ICRequestOutcome {
+    public func initiateShutdown(
+        force: Bool = false, reboot: Bool = false, hibernate: Bool = false, reason: UInt32 = 0,
+        message: String = "", timeoutMilliseconds: Int32 = 10_000
+    ) -> ICRequestOutcome {
         var flags: ShutdownFlags = []
         if force { flags.insert(.force) }
         if reboot { flags.insert(.reboot) }
@@ -135,29 +137,33 @@ public final class TimeSyncHost: ICHost, @unchecked Sendable {
     /// Sends one sample. The host's time is `hostTimeNanoseconds` (default: this machine's clock)
     /// plus `offsetMilliseconds`, taken `ageSeconds` ago (a stale sample when that exceeds the
     /// guest's limit).
-    public func sendSample(offsetMilliseconds: Double = 0, sync: Bool = false, ageSeconds: Double = 0,
-                           hostTimeNanoseconds: Int64? = nil, timeoutMilliseconds: Int32 = 10_000) -> ICRequestOutcome {
+    public func sendSample(
+        offsetMilliseconds: Double = 0, sync: Bool = false, ageSeconds: Double = 0,
+        hostTimeNanoseconds: Int64? = nil, timeoutMilliseconds: Int32 = 10_000
+    ) -> ICRequestOutcome {
         let now = hostTimeNanoseconds ?? RealtimeClock.nowNanoseconds()
         let taken = now &+ Int64(offsetMilliseconds * 1e6) &- Int64(ageSeconds * 1e9)
         let parent = FileTime.ticks(unixNanoseconds: taken) ?? 0
         let flags: TimeSyncFlags = sync ? .sync : .sample
-        return request(body: { version in
-            if version.major >= 4 {
-                let ref = Self.referenceCounter() &- UInt64(max(0, ageSeconds) * 1e7)
-                return TimeSyncReferenceMessage(parentTime: parent, vmReferenceTime: ref, flags: flags).encode()
-            }
-            return TimeSyncMessage(parentTime: parent, flags: flags).encode()
-        }, timeoutMilliseconds: timeoutMilliseconds)
+        return request(
+            body: { version in
+                if version.major >= 4 {
+                    let ref = Self.referenceCounter() &- UInt64(max(0, ageSeconds) * 1e7)
+                    return TimeSyncReferenceMessage(parentTime: parent, vmReferenceTime: ref, flags: flags).encode()
+                }
+                return TimeSyncMessage(parentTime: parent, flags: flags).encode()
+            }, timeoutMilliseconds: timeoutMilliseconds)
     }
 
     /// A PROBE (no flags): the guest only answers.
     public func probe(timeoutMilliseconds: Int32 = 10_000) -> ICRequestOutcome {
         let parent = FileTime.ticks(unixNanoseconds: RealtimeClock.nowNanoseconds()) ?? 0
-        return request(body: { version in
-            version.major >= 4
-                ? TimeSyncReferenceMessage(parentTime: parent, vmReferenceTime: Self.referenceCounter(), flags: .probe).encode()
-                : TimeSyncMessage(parentTime: parent, flags: .probe).encode()
-        }, timeoutMilliseconds: timeoutMilliseconds)
+        return request(
+            body: { version in
+                version.major >= 4
+                    ? TimeSyncReferenceMessage(parentTime: parent, vmReferenceTime: Self.referenceCounter(), flags: .probe).encode()
+                    : TimeSyncMessage(parentTime: parent, flags: .probe).encode()
+            }, timeoutMilliseconds: timeoutMilliseconds)
     }
 }
 
@@ -171,7 +177,9 @@ public final class HeartbeatHost: ICHost, @unchecked Sendable {
 
     /// One heartbeat: sends the next sequence number and checks the guest answered it + 1.
     public func beat(timeoutMilliseconds: Int32 = 10_000) -> (sent: UInt64, outcome: ICRequestOutcome, echoed: UInt64?) {
-        let seq = sequence.withLock { s -> UInt64 in defer { s &+= 1 }; return s }
+        let seq = sequence.withLock { s -> UInt64 in
+            defer { s &+= 1 }; return s
+        }
         let outcome = request(body: { _ in HeartbeatMessage(sequenceNumber: seq).encode() }, timeoutMilliseconds: timeoutMilliseconds)
         guard case .answered(_, let payload) = outcome,
             let echoed = try? HeartbeatMessage.decode(body: ArraySlice(payload).dropFirst(ICMessageHeader.size)).sequenceNumber

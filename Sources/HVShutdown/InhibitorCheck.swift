@@ -43,15 +43,17 @@ public struct SystemdInhibitorCheck: InhibitorCheck {
     public var executable: String
 
     public init(executable: String? = nil) {
-        self.executable = executable
+        self.executable =
+            executable
             ?? (PathOps.isExecutableFile("/usr/bin/systemd-inhibit") ? "/usr/bin/systemd-inhibit" : "/bin/systemd-inhibit")
     }
 
     public func inhibitors() -> [Inhibitor]? {
-        guard let r = try? Spawn.run(
-            executable: executable, arguments: ["--list", "--no-pager", "--no-legend"],
-            environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C", "SYSTEMD_COLORS=0"], timeoutMilliseconds: 5_000,
-            outputLimit: 256 * 1024), r.succeeded
+        guard
+            let r = try? Spawn.run(
+                executable: executable, arguments: ["--list", "--no-pager", "--no-legend"],
+                environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C", "SYSTEMD_COLORS=0"], timeoutMilliseconds: 5_000,
+                outputLimit: 256 * 1024), r.succeeded
         else { return nil }
         return Self.parse(String(decoding: r.output, as: UTF8.self))
     }
@@ -80,9 +82,10 @@ public struct SystemdInhibitorCheck: InhibitorCheck {
             guard whatIndex < words.count - 1 else { continue }
             let what = words[whatIndex].split(separator: ":").map(String.init)
             guard !what.isEmpty, what.allSatisfy(whatWords.contains) else { continue }
-            out.append(Inhibitor(
-                who: words[0..<uid].joined(separator: " "), what: what,
-                why: words[(whatIndex + 1)..<(words.count - 1)].joined(separator: " "), mode: mode))
+            out.append(
+                Inhibitor(
+                    who: words[0..<uid].joined(separator: " "), what: what,
+                    why: words[(whatIndex + 1)..<(words.count - 1)].joined(separator: " "), mode: mode))
         }
         return out
     }

@@ -19,8 +19,10 @@ public struct ShutdownConfiguration: Sendable, Equatable {
     public static let defaultHookTimeoutSeconds: Double = 30
     public static let knownKeys: Set<String> = ["mode", "hooks_directory", "hook_timeout_seconds", "watch_kernel_log"]
 
-    public init(mode: ICMode = .kernel, hooksDirectory: String, hookTimeoutSeconds: Double = defaultHookTimeoutSeconds,
-                watchKernelLog: Bool = true) {
+    public init(
+        mode: ICMode = .kernel, hooksDirectory: String, hookTimeoutSeconds: Double = defaultHookTimeoutSeconds,
+        watchKernelLog: Bool = true
+    ) {
         self.mode = mode
         self.hooksDirectory = hooksDirectory
         self.hookTimeoutSeconds = hookTimeoutSeconds

@@ -35,8 +35,9 @@ public enum ShutdownDecision: Sendable, Equatable {
                 .machineLocked,
                 reason: "\(action.rawValue) is inhibited by " + blocking.map(\.description).joined(separator: "; "))
         }
-        return .proceed(ShutdownRequest(
-            action: action, force: force, reasonCode: message.reasonCode, message: message.displayMessage, origin: .userspace))
+        return .proceed(
+            ShutdownRequest(
+                action: action, force: force, reasonCode: message.reasonCode, message: message.displayMessage, origin: .userspace))
     }
 }
 
@@ -64,8 +65,10 @@ public final class ShutdownService: ICService {
     private let pending = Locked<ShutdownRequest?>(nil)
     private let performed = Locked<[(ShutdownRequest, PowerOutcome)]>([])
 
-    public init(hooks: ShutdownHooks, executor: any PowerExecutor, inhibitorCheck: any InhibitorCheck,
-                hibernationSupported: @escaping @Sendable () -> Bool, logger: Logger) {
+    public init(
+        hooks: ShutdownHooks, executor: any PowerExecutor, inhibitorCheck: any InhibitorCheck,
+        hibernationSupported: @escaping @Sendable () -> Bool, logger: Logger
+    ) {
         self.hooks = hooks
         self.executor = executor
         self.inhibitorCheck = inhibitorCheck
@@ -94,7 +97,8 @@ public final class ShutdownService: ICService {
             return answer(status, "\(described): \(reason)")
         case .proceed(let request):
             let forced = request.force ? " (forced)" : ""
-            logger.notice("host requested \(request.action.rawValue)\(forced): reason \(request.reasonCode), message \"\(request.message)\"")
+            logger.notice(
+                "host requested \(request.action.rawValue)\(forced): reason \(request.reasonCode), message \"\(request.message)\"")
             pending.withLock { $0 = request }
             return answer(.ok, described)
         }
@@ -102,7 +106,11 @@ public final class ShutdownService: ICService {
 
     /// Runs the hooks and the action for a request that was answered S_OK.
     public func performDeferredActions() {
-        guard let request = pending.withLock({ r -> ShutdownRequest? in defer { r = nil }; return r }) else { return }
+        guard
+            let request = pending.withLock({ r -> ShutdownRequest? in
+                defer { r = nil }; return r
+            })
+        else { return }
         for result in hooks.runAll(for: request) {
             if result.failure == nil {
                 logger.info("\(result)")
@@ -111,7 +119,9 @@ public final class ShutdownService: ICService {
             }
         }
         let outcome = executor.perform(request.action, force: request.force)
-        if case .failed = outcome { logger.error("\(request.action.rawValue) \(outcome)") } else {
+        if case .failed = outcome {
+            logger.error("\(request.action.rawValue) \(outcome)")
+        } else {
             logger.notice("\(request.action.rawValue) \(outcome)")
         }
         performed.withLock { $0.append((request, outcome)) }

@@ -91,9 +91,11 @@ public struct ClockDiscipline: Sendable {
         /// Consecutive predicted-stale samples after which the host's time is accepted.
         public var reanchorAfter: Int
 
-        public init(stepThresholdSeconds: Double = 0.1, slewMaxPPM: Double = 500, staleSeconds: Double = 600,
-                    phaseGain: Double = 0.5, frequencyGain: Double = 0.5, maximumFrequencyErrorPPM: Double = 1000,
-                    defaultIntervalSeconds: Double = 5, reanchorAfter: Int = 3) {
+        public init(
+            stepThresholdSeconds: Double = 0.1, slewMaxPPM: Double = 500, staleSeconds: Double = 600,
+            phaseGain: Double = 0.5, frequencyGain: Double = 0.5, maximumFrequencyErrorPPM: Double = 1000,
+            defaultIntervalSeconds: Double = 5, reanchorAfter: Int = 3
+        ) {
             self.stepThresholdSeconds = stepThresholdSeconds
             self.slewMaxPPM = slewMaxPPM
             self.staleSeconds = staleSeconds
@@ -150,7 +152,8 @@ public struct ClockDiscipline: Sendable {
                 estimatedErrorPPM += settings.frequencyGain * (measured - estimatedErrorPPM)
             }
         }
-        let nextInterval = interval.flatMap { $0 > 0 && $0 <= 3600 ? $0 : nil } ?? anchor?.intervalSeconds
+        let nextInterval =
+            interval.flatMap { $0 > 0 && $0 <= 3600 ? $0 : nil } ?? anchor?.intervalSeconds
             ?? settings.defaultIntervalSeconds
         let base = clamp(-estimatedErrorPPM)
         if sample.isSync || abs(theta) > settings.stepThresholdSeconds {

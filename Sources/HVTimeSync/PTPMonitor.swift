@@ -37,8 +37,10 @@ public final class PTPMonitor: @unchecked Sendable {
     private var thread: OSThread?
 
     /// - Parameter clock: the clock to discipline, nil to report only.
-    public init(source: any PTPSource, configuration: TimeSyncConfiguration, clock: (any GuestClock)?, status: StatusBoard,
-                logger: Logger) throws(SystemError) {
+    public init(
+        source: any PTPSource, configuration: TimeSyncConfiguration, clock: (any GuestClock)?, status: StatusBoard,
+        logger: Logger
+    ) throws(SystemError) {
         self.source = source
         self.configuration = configuration
         self.clock = clock
@@ -63,7 +65,9 @@ public final class PTPMonitor: @unchecked Sendable {
         } catch {
             health = error.isNoSuchFile ? .missing : error.isStale ? .stale : .failed("\(error)")
         }
-        let previous = lastHealth.withLock { h -> PTPHealth? in defer { h = health }; return h }
+        let previous = lastHealth.withLock { h -> PTPHealth? in
+            defer { h = health }; return h
+        }
         status.update(.timesync) {
             $0.details["ptp_health"] = health.description
             switch health {

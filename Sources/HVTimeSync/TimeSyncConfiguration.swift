@@ -28,9 +28,11 @@ public struct TimeSyncConfiguration: Sendable, Equatable {
         "kernel_discipline", "warn_offset_ms",
     ]
 
-    public init(mode: Mode = .kernel, output: Output = .clock, stepThresholdMilliseconds: Double = 100, slewMaxPPM: Double = 500,
-                staleSeconds: Double = 600, chronySocket: String = "/run/chrony/hvguest-timesync.sock", ptpPollSeconds: Double = 16,
-                kernelDiscipline: Bool = false, warnOffsetMilliseconds: Double = 100) {
+    public init(
+        mode: Mode = .kernel, output: Output = .clock, stepThresholdMilliseconds: Double = 100, slewMaxPPM: Double = 500,
+        staleSeconds: Double = 600, chronySocket: String = "/run/chrony/hvguest-timesync.sock", ptpPollSeconds: Double = 16,
+        kernelDiscipline: Bool = false, warnOffsetMilliseconds: Double = 100
+    ) {
         self.mode = mode
         self.output = output
         self.stepThresholdMilliseconds = stepThresholdMilliseconds

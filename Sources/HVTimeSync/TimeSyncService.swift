@@ -33,8 +33,10 @@ public final class TimeSyncService: ICService {
     ///   - referenceCounter: the partition reference counter (100 ns ticks) used to age v4
     ///     samples; nil when unavailable (a real guest's userspace cannot read it; the emulator
     ///     and hvguestd use CLOCK_MONOTONIC for it in emulated runs).
-    public init(configuration: TimeSyncConfiguration, clock: any GuestClock, chrony: (any ChronySampleSink)? = nil,
-                referenceCounter: (@Sendable () -> UInt64)? = nil, logger: Logger) {
+    public init(
+        configuration: TimeSyncConfiguration, clock: any GuestClock, chrony: (any ChronySampleSink)? = nil,
+        referenceCounter: (@Sendable () -> UInt64)? = nil, logger: Logger
+    ) {
         self.configuration = configuration
         self.clock = clock
         self.chrony = chrony
@@ -116,8 +118,9 @@ public final class TimeSyncService: ICService {
         }
         if configuration.output == .chrony, let chrony {
             do {
-                try chrony.send(ChronySockSample(
-                    systemNanoseconds: sample.guestNanoseconds, offsetSeconds: sample.offsetSeconds, leap: leap))
+                try chrony.send(
+                    ChronySockSample(
+                        systemNanoseconds: sample.guestNanoseconds, offsetSeconds: sample.offsetSeconds, leap: leap))
             } catch {
                 logger.warning("could not pass the time sample to chronyd at \(configuration.chronySocket): \(error)")
             }
@@ -144,9 +147,11 @@ public final class TimeSyncService: ICService {
 
     public func statusDetails() -> [String: String] {
         state.withLock { s in
-            var d = ["samples": String(s.received), "samples_ignored": String(s.discipline.ignored),
-                     "output": configuration.output.rawValue,
-                     "frequency_error_ppm": formatPPM(s.discipline.estimatedErrorPPM)]
+            var d = [
+                "samples": String(s.received), "samples_ignored": String(s.discipline.ignored),
+                "output": configuration.output.rawValue,
+                "frequency_error_ppm": formatPPM(s.discipline.estimatedErrorPPM),
+            ]
             if let o = s.lastOffsetSeconds { d["offset_ms"] = formatMilliseconds(o) }
             if let a = s.lastAction { d["last_action"] = a.description }
             return d

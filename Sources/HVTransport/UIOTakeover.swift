@@ -69,10 +69,12 @@ public struct UIOTakeover: Sendable {
     /// Writes one sysfs attribute; injectable so tests can record the order.
     public var writeAttribute: @Sendable (String, String) throws(SystemError) -> Void
 
-    public init(deviceRoot: String, kernelRelease: @escaping @Sendable () -> String = { HVSystem.kernelRelease() },
-                writeAttribute: @escaping @Sendable (String, String) throws(SystemError) -> Void = { p, v throws(SystemError) in
-                    try Sysfs.writeAttribute(p, v)
-                }) {
+    public init(
+        deviceRoot: String, kernelRelease: @escaping @Sendable () -> String = { HVSystem.kernelRelease() },
+        writeAttribute: @escaping @Sendable (String, String) throws(SystemError) -> Void = { p, v throws(SystemError) in
+            try Sysfs.writeAttribute(p, v)
+        }
+    ) {
         self.deviceRoot = deviceRoot
         self.kernelRelease = kernelRelease
         self.writeAttribute = writeAttribute

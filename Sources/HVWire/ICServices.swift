@@ -102,7 +102,8 @@ public enum FileTime {
 
     /// Nanoseconds since the Unix epoch; nil when out of Int64 range (after 2262).
     public static func unixNanoseconds(_ ticks: UInt64) -> Int64? {
-        let signed = ticks >= unixEpochTicks
+        let signed =
+            ticks >= unixEpochTicks
             ? Int64(exactly: ticks - unixEpochTicks) : Int64(exactly: unixEpochTicks - ticks).map { -$0 }
         guard let signed else { return nil }
         let (ns, overflow) = signed.multipliedReportingOverflow(by: 100)
@@ -166,8 +167,10 @@ public struct TimeSyncReferenceMessage: Equatable, Sendable {
     public var stratum: Int8
     public var reserved: [UInt8]
 
-    public init(parentTime: UInt64, vmReferenceTime: UInt64, flags: TimeSyncFlags, leapFlags: Int8 = 0, stratum: Int8 = 0,
-                reserved: [UInt8] = [0, 0, 0]) {
+    public init(
+        parentTime: UInt64, vmReferenceTime: UInt64, flags: TimeSyncFlags, leapFlags: Int8 = 0, stratum: Int8 = 0,
+        reserved: [UInt8] = [0, 0, 0]
+    ) {
         self.parentTime = parentTime
         self.vmReferenceTime = vmReferenceTime
         self.flags = flags

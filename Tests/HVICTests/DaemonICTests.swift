@@ -2,8 +2,8 @@ import HVDaemon
 import HVEmulator
 import HVServiceKit
 import HVShutdown
-import HVTesting
 import HVSystem
+import HVTesting
 import HVTimeSync
 import Testing
 
@@ -22,7 +22,8 @@ import Testing
     }
 
     @Test func everyKeyIsRead() throws {
-        let c = try parse("""
+        let c = try parse(
+            """
             [shutdown]
             mode = "userspace"
             hooks_directory = "/srv/hooks"
@@ -41,11 +42,16 @@ import Testing
             [heartbeat]
             mode = "userspace"
             """)
-        #expect(c.shutdown == ShutdownConfiguration(mode: .userspace, hooksDirectory: "/srv/hooks", hookTimeoutSeconds: 5,
-                                                    watchKernelLog: false))
-        #expect(c.timeSync == TimeSyncConfiguration(
-            mode: .userspace, output: .chrony, stepThresholdMilliseconds: 250, slewMaxPPM: 200, staleSeconds: 60,
-            chronySocket: "/run/x.sock", ptpPollSeconds: 2, kernelDiscipline: true, warnOffsetMilliseconds: 5))
+        #expect(
+            c.shutdown
+                == ShutdownConfiguration(
+                    mode: .userspace, hooksDirectory: "/srv/hooks", hookTimeoutSeconds: 5,
+                    watchKernelLog: false))
+        #expect(
+            c.timeSync
+                == TimeSyncConfiguration(
+                    mode: .userspace, output: .chrony, stepThresholdMilliseconds: 250, slewMaxPPM: 200, staleSeconds: 60,
+                    chronySocket: "/run/x.sock", ptpPollSeconds: 2, kernelDiscipline: true, warnOffsetMilliseconds: 5))
         #expect(c.heartbeat.mode == .userspace)
     }
 
@@ -79,8 +85,9 @@ import Testing
             [("t.toml", "[shutdown]\nmode = \"userspace\"\n[timesync]\nmode = \"userspace\"\n[heartbeat]\nmode = \"userspace\"\n")],
             knownSections: DaemonConfiguration.knownSections)
         let options = DaemonOptions(deviceRoot: root, stateDirectory: dir.path + "/state", services: [.shutdown, .timesync, .heartbeat])
-        let daemon = Daemon(options: options, configuration: try DaemonConfiguration(document: doc, configDirectory: dir.path),
-                            logger: silentLogger())
+        let daemon = Daemon(
+            options: options, configuration: try DaemonConfiguration(document: doc, configDirectory: dir.path),
+            logger: silentLogger())
         try daemon.start()
         defer { daemon.stop() }
         let heartbeat = try #require(host.heartbeat)
@@ -105,11 +112,13 @@ import Testing
 
 @Suite struct TakeoverRecoveryTests {
     func daemon(_ tree: FakeSysfs, heartbeatMode: String) throws -> Daemon {
-        let doc = try ConfigDocument.parse([("t.toml", "[heartbeat]\nmode = \"\(heartbeatMode)\"\n")],
-                                           knownSections: DaemonConfiguration.knownSections)
+        let doc = try ConfigDocument.parse(
+            [("t.toml", "[heartbeat]\nmode = \"\(heartbeatMode)\"\n")],
+            knownSections: DaemonConfiguration.knownSections)
         let options = DaemonOptions(deviceRoot: tree.root, stateDirectory: tree.root + "/state", services: [.heartbeat])
-        return Daemon(options: options, configuration: try DaemonConfiguration(document: doc, configDirectory: tree.root + "/etc"),
-                      logger: silentLogger())
+        return Daemon(
+            options: options, configuration: try DaemonConfiguration(document: doc, configDirectory: tree.root + "/etc"),
+            logger: silentLogger())
     }
 
     /// A run that crashed left the heartbeat device on uio_hv_generic; the next run in kernel mode

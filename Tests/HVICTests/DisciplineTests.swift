@@ -13,8 +13,10 @@ struct Jitter {
 
 /// Host samples every `interval` s of simulated time; the guest receives each 50–150 µs after the
 /// host took it and applies the discipline's action. Returns |guest − host| after each sample.
-func simulate(offsetSeconds: Double, errorPPM: Double, samples: Int, interval: Double = 5,
-              settings: ClockDiscipline.Settings = ClockDiscipline.Settings()) -> [Double] {
+func simulate(
+    offsetSeconds: Double, errorPPM: Double, samples: Int, interval: Double = 5,
+    settings: ClockDiscipline.Settings = ClockDiscipline.Settings()
+) -> [Double] {
     let clock = SimulatedClock(offsetSeconds: offsetSeconds, frequencyErrorPPM: errorPPM)
     var discipline = ClockDiscipline(settings: settings)
     var jitter = Jitter(state: 42)

@@ -104,19 +104,21 @@ final class WriteLog: @unchecked Sendable {
         let record = try t.take(classID: Self.heartbeatClass)
         #expect(record == TakeoverRecord(instance: tree.instance, previousDriver: "hv_utils", wasAlreadyBound: false))
         let i = tree.instance
-        #expect(log.writes.current == [
-            "devices/\(i)/driver_override=uio_hv_generic",
-            "drivers/hv_utils/unbind=\(i)",
-            "drivers/uio_hv_generic/bind=\(i)",
-        ])
+        #expect(
+            log.writes.current == [
+                "devices/\(i)/driver_override=uio_hv_generic",
+                "drivers/hv_utils/unbind=\(i)",
+                "drivers/uio_hv_generic/bind=\(i)",
+            ])
         #expect(try Sysfs.readAttribute(tree.device + "/driver_override") == "uio_hv_generic")
         log.writes.withLock { $0 = [] }
         try t.release(record)
-        #expect(log.writes.current == [
-            "drivers/uio_hv_generic/unbind=\(i)",
-            "devices/\(i)/driver_override=",
-            "drivers/hv_utils/bind=\(i)",
-        ])
+        #expect(
+            log.writes.current == [
+                "drivers/uio_hv_generic/unbind=\(i)",
+                "devices/\(i)/driver_override=",
+                "drivers/hv_utils/bind=\(i)",
+            ])
     }
 
     @Test func aDeviceAlreadyOnUIOIsLeftAlone() throws {
@@ -146,13 +148,14 @@ final class WriteLog: @unchecked Sendable {
         let t = UIOTakeover(deviceRoot: tree.root, kernelRelease: { "6.10.0" }, writeAttribute: log.writer)
         #expect(throws: UIOTakeoverError.self) { try t.take(classID: Self.heartbeatClass) }
         let i = tree.instance
-        #expect(log.writes.current == [
-            "devices/\(i)/driver_override=uio_hv_generic",
-            "drivers/hv_utils/unbind=\(i)",
-            "drivers/uio_hv_generic/bind=\(i)",
-            "devices/\(i)/driver_override=",
-            "drivers/hv_utils/bind=\(i)",
-        ])
+        #expect(
+            log.writes.current == [
+                "devices/\(i)/driver_override=uio_hv_generic",
+                "drivers/hv_utils/unbind=\(i)",
+                "drivers/uio_hv_generic/bind=\(i)",
+                "devices/\(i)/driver_override=",
+                "drivers/hv_utils/bind=\(i)",
+            ])
     }
 
     @Test func writesNeverCreateMissingAttributes() throws {

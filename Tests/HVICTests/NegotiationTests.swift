@@ -7,8 +7,10 @@ import HVTimeSync
 import HVWire
 import Testing
 
-func shutdownService(_ dir: String, executor: any PowerExecutor = RecordingPowerExecutor(),
-                     inhibitors: [Inhibitor]? = [], canHibernate: Bool = true) -> ShutdownService {
+func shutdownService(
+    _ dir: String, executor: any PowerExecutor = RecordingPowerExecutor(),
+    inhibitors: [Inhibitor]? = [], canHibernate: Bool = true
+) -> ShutdownService {
     ShutdownService(
         hooks: ShutdownHooks(directory: dir + "/etc/shutdown.d", timeoutSeconds: 2), executor: executor,
         inhibitorCheck: FixedInhibitorCheck(inhibitors), hibernationSupported: { canHibernate }, logger: silentLogger())
@@ -26,19 +28,23 @@ func shutdownService(_ dir: String, executor: any PowerExecutor = RecordingPower
 
     static let cases: [Case] = [
         // What Hyper-V offers today, and what older hosts offer.
-        Case(kind: .shutdown, framework: [ICVersion(3, 0), ICVersion(1, 0)],
-             message: [ICVersion(3, 2), ICVersion(3, 1), ICVersion(3, 0), ICVersion(1, 0)], expected: (ICVersion(3, 0), ICVersion(3, 2))),
-        Case(kind: .shutdown, framework: [ICVersion(3, 0)], message: [ICVersion(3, 0), ICVersion(3, 1)],
-             expected: (ICVersion(3, 0), ICVersion(3, 1))),
+        Case(
+            kind: .shutdown, framework: [ICVersion(3, 0), ICVersion(1, 0)],
+            message: [ICVersion(3, 2), ICVersion(3, 1), ICVersion(3, 0), ICVersion(1, 0)], expected: (ICVersion(3, 0), ICVersion(3, 2))),
+        Case(
+            kind: .shutdown, framework: [ICVersion(3, 0)], message: [ICVersion(3, 0), ICVersion(3, 1)],
+            expected: (ICVersion(3, 0), ICVersion(3, 1))),
         Case(kind: .shutdown, framework: [ICVersion(1, 0)], message: [ICVersion(1, 0)], expected: (ICVersion(1, 0), ICVersion(1, 0))),
         Case(kind: .shutdown, framework: [ICVersion(3, 0)], message: [ICVersion(2, 0)], expected: nil),
-        Case(kind: .timesync, framework: [ICVersion(3, 0), ICVersion(1, 0)], message: [ICVersion(4, 0), ICVersion(3, 0), ICVersion(1, 0)],
-             expected: (ICVersion(3, 0), ICVersion(4, 0))),
+        Case(
+            kind: .timesync, framework: [ICVersion(3, 0), ICVersion(1, 0)], message: [ICVersion(4, 0), ICVersion(3, 0), ICVersion(1, 0)],
+            expected: (ICVersion(3, 0), ICVersion(4, 0))),
         Case(kind: .timesync, framework: [ICVersion(3, 0)], message: [ICVersion(3, 0)], expected: (ICVersion(3, 0), ICVersion(3, 0))),
         Case(kind: .timesync, framework: [ICVersion(1, 0)], message: [ICVersion(1, 0)], expected: (ICVersion(1, 0), ICVersion(1, 0))),
         Case(kind: .timesync, framework: [ICVersion(2, 0)], message: [ICVersion(4, 0)], expected: nil),
-        Case(kind: .heartbeat, framework: [ICVersion(3, 0), ICVersion(1, 0)], message: [ICVersion(3, 0), ICVersion(1, 0)],
-             expected: (ICVersion(3, 0), ICVersion(3, 0))),
+        Case(
+            kind: .heartbeat, framework: [ICVersion(3, 0), ICVersion(1, 0)], message: [ICVersion(3, 0), ICVersion(1, 0)],
+            expected: (ICVersion(3, 0), ICVersion(3, 0))),
         Case(kind: .heartbeat, framework: [ICVersion(1, 0)], message: [ICVersion(1, 0)], expected: (ICVersion(1, 0), ICVersion(1, 0))),
         Case(kind: .heartbeat, framework: [ICVersion(3, 0)], message: [ICVersion(3, 1)], expected: nil),
     ]
@@ -69,8 +75,9 @@ func shutdownService(_ dir: String, executor: any PowerExecutor = RecordingPower
         }
         defer { host.uio.close() }
         let status = StatusBoard()
-        let runner = try ICChannelRunner(service: service, environment: testEnvironment(root: dir.path), status: status,
-                                         settings: fastICSettings())
+        let runner = try ICChannelRunner(
+            service: service, environment: testEnvironment(root: dir.path), status: status,
+            settings: fastICSettings())
         try runner.start()
         defer { runner.stop() }
         #expect(host.componentStatus == .noContact)
@@ -82,8 +89,11 @@ func shutdownService(_ dir: String, executor: any PowerExecutor = RecordingPower
         if let (framework, message) = c.expected {
             #expect(try result.get() == message)
             #expect(host.uio.negotiatedVersions?.framework == framework)
-            #expect(await eventually { status[ServiceName(rawValue: c.kind.rawValue) ?? .heartbeat]?.state
-                == .registered(version: "framework \(framework), message \(message)") })
+            #expect(
+                await eventually {
+                    status[ServiceName(rawValue: c.kind.rawValue) ?? .heartbeat]?.state
+                        == .registered(version: "framework \(framework), message \(message)")
+                })
         } else {
             #expect(result == .failure(.negotiationFailed(status: .fail)))
             #expect(host.uio.negotiatedVersions == nil)

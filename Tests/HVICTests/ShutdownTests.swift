@@ -145,9 +145,11 @@ let delayShutdown = Inhibitor(who: "NetworkManager", what: ["shutdown", "sleep"]
         #expect(await eventually { executor.calls.count == expectedCalls.count })
         #expect(executor.calls == expectedCalls)
         // The host's reason and message reached the guest.
-        #expect(service.actions.map(\.request.reasonCode) == expectedCalls.map { c in
-            UInt32((c.action == .reboot ? 2 : c.action == .hibernate ? 4 : 0) | (c.force ? 1 : 0))
-        })
+        #expect(
+            service.actions.map(\.request.reasonCode)
+                == expectedCalls.map { c in
+                    UInt32((c.action == .reboot ? 2 : c.action == .hibernate ? 4 : 0) | (c.force ? 1 : 0))
+                })
         #expect(service.actions.allSatisfy { $0.request.message == "req \($0.request.reasonCode)" })
         #expect(await eventually { rig.status[.shutdown]?.failures == (inhibited ? 5 : 2) })
     }
@@ -216,8 +218,9 @@ let delayShutdown = Inhibitor(who: "NetworkManager", what: ["shutdown", "sleep"]
         let none = await blocking { host.initiateShutdown(timeoutMilliseconds: 100) }
         #expect(none.status == nil)
         #expect(host.componentStatus == .noContact)
-        let runner = try ICChannelRunner(service: shutdownService(dir.path), environment: testEnvironment(root: dir.path),
-                                         status: StatusBoard(), settings: fastICSettings())
+        let runner = try ICChannelRunner(
+            service: shutdownService(dir.path), environment: testEnvironment(root: dir.path),
+            status: StatusBoard(), settings: fastICSettings())
         try runner.start()
         #expect(await eventually { host.uio.negotiatedVersions != nil })
         #expect(host.componentStatus == .ok)

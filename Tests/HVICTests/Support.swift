@@ -36,8 +36,9 @@ final class ICRig<Host: ICHost>: @unchecked Sendable {
         dir = try TempDir("hvguest-ic-")
         host = try makeHost(dir.path)
         try host.uio.startAcceptingInBackground()
-        runner = try ICChannelRunner(service: service, environment: testEnvironment(root: dir.path), status: status,
-                                     settings: fastICSettings())
+        runner = try ICChannelRunner(
+            service: service, environment: testEnvironment(root: dir.path), status: status,
+            settings: fastICSettings())
         try runner.start()
     }
 

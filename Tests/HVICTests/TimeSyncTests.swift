@@ -30,8 +30,9 @@ import Testing
 
     @Test func syncStepsAndStaleSamplesAreIgnored() async throws {
         let clock = SimulatedClock(offsetSeconds: 0.01)
-        let service = TimeSyncService(configuration: TimeSyncConfiguration(mode: .userspace, staleSeconds: 600), clock: clock,
-                                      referenceCounter: { TimeSyncHost.referenceCounter() }, logger: silentLogger())
+        let service = TimeSyncService(
+            configuration: TimeSyncConfiguration(mode: .userspace, staleSeconds: 600), clock: clock,
+            referenceCounter: { TimeSyncHost.referenceCounter() }, logger: silentLogger())
         let rig = try ICRig(makeHost: { try TimeSyncHost(deviceRoot: $0) }, service: service)
         // SYNC: stepped even though 10 ms is under the step threshold.
         #expect(await blocking { rig.host.sendSample(sync: true, hostTimeNanoseconds: clock.hostNanoseconds) }.status == .ok)
@@ -68,8 +69,9 @@ import Testing
         defer { chronyd.close() }
         let clock = SimulatedClock(offsetSeconds: -0.5)
         let config = TimeSyncConfiguration(mode: .userspace, output: .chrony, chronySocket: socketPath)
-        let service = TimeSyncService(configuration: config, clock: clock, chrony: try ChronySocketWriter(path: socketPath),
-                                      logger: silentLogger())
+        let service = TimeSyncService(
+            configuration: config, clock: clock, chrony: try ChronySocketWriter(path: socketPath),
+            logger: silentLogger())
         let rig = try ICRig(makeHost: { try TimeSyncHost(deviceRoot: $0) }, service: service)
         #expect(await blocking { rig.host.sendSample(hostTimeNanoseconds: clock.hostNanoseconds) }.status == .ok)
         guard case .message(let bytes)? = try await receiveMessage(chronyd) else {
@@ -94,8 +96,10 @@ import Testing
         #expect(Array(bytes[16..<24]) == [0, 0, 0, 0, 0, 0, 0xD0, 0x3F])  // 0.25 as a double
         #expect(Array(bytes[24..<36]) == [0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0])  // pulse, leap, pad
         #expect(Array(bytes[36..<40]) == [0x4B, 0x43, 0x4F, 0x53])  // "SOCK" magic
-        #expect(ChronySockSample.decode(bytes) == ChronySockSample(
-            systemNanoseconds: 1_700_000_000_123_456_000, offsetSeconds: 0.25, leap: 1))
+        #expect(
+            ChronySockSample.decode(bytes)
+                == ChronySockSample(
+                    systemNanoseconds: 1_700_000_000_123_456_000, offsetSeconds: 0.25, leap: 1))
         // Before the epoch tv_usec stays positive.
         let early = ChronySockSample(systemNanoseconds: -1_500, offsetSeconds: 0).encode()
         // -1 s + 999998 µs
@@ -123,8 +127,9 @@ import Testing
         let status = StatusBoard()
         let source = FakePTP(result: Locked(.success([0, 250_000_000, 1_000])))
         let clock = SimulatedClock(offsetSeconds: 0)
-        let monitor = try PTPMonitor(source: source, configuration: TimeSyncConfiguration(kernelDiscipline: true), clock: clock,
-                                     status: status, logger: silentLogger())
+        let monitor = try PTPMonitor(
+            source: source, configuration: TimeSyncConfiguration(kernelDiscipline: true), clock: clock,
+            status: status, logger: silentLogger())
         guard case .ok(let o) = monitor.sampleOnce() else {
             Issue.record("expected ok")
             return
@@ -142,8 +147,9 @@ import Testing
 
     @Test func ptpMonitorReportOnlyNeverTouchesTheClock() throws {
         let status = StatusBoard()
-        let monitor = try PTPMonitor(source: FakePTP(result: Locked(.success([0, 5_000_000_000, 10]))),
-                                     configuration: TimeSyncConfiguration(), clock: nil, status: status, logger: silentLogger())
+        let monitor = try PTPMonitor(
+            source: FakePTP(result: Locked(.success([0, 5_000_000_000, 10]))),
+            configuration: TimeSyncConfiguration(), clock: nil, status: status, logger: silentLogger())
         #expect(monitor.sampleOnce() != .stale)
         #expect(status[.timesync]?.details["ptp_health"]?.hasPrefix("ok") == true)
     }

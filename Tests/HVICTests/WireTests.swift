@@ -6,12 +6,13 @@ import Testing
         let m = ShutdownMessage(reasonCode: 0x0102_0304, timeoutSeconds: 30, flags: [.force, .reboot], displayMessage: "Hé")
         let bytes = m.encode()
         #expect(bytes.count == 2060)
-        #expect(Array(bytes[0..<16]) == [
-            0x04, 0x03, 0x02, 0x01,  // reason_code
-            0x1E, 0x00, 0x00, 0x00,  // timeout_seconds 30
-            0x03, 0x00, 0x00, 0x00,  // flags force|reboot
-            0x48, 0x00, 0xE9, 0x00,  // "H", "é" as UTF-16LE
-        ])
+        #expect(
+            Array(bytes[0..<16]) == [
+                0x04, 0x03, 0x02, 0x01,  // reason_code
+                0x1E, 0x00, 0x00, 0x00,  // timeout_seconds 30
+                0x03, 0x00, 0x00, 0x00,  // flags force|reboot
+                0x48, 0x00, 0xE9, 0x00,  // "H", "é" as UTF-16LE
+            ])
         #expect(bytes[16] == 0 && bytes[17] == 0)  // NUL unit
         #expect(try ShutdownMessage.decode(body: bytes[...]) == m)
     }
@@ -44,12 +45,13 @@ import Testing
     @Test func timeSyncV3GoldenBytes() throws {
         let m = TimeSyncMessage(parentTime: 0x0102_0304_0506_0708, childTime: 9, roundTripTime: 10, flags: .sample)
         let bytes = m.encode()
-        #expect(bytes == [
-            0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,  // parenttime
-            9, 0, 0, 0, 0, 0, 0, 0,  // childtime
-            10, 0, 0, 0, 0, 0, 0, 0,  // roundtriptime
-            2,  // flags SAMPLE
-        ])
+        #expect(
+            bytes == [
+                0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,  // parenttime
+                9, 0, 0, 0, 0, 0, 0, 0,  // childtime
+                10, 0, 0, 0, 0, 0, 0, 0,  // roundtriptime
+                2,  // flags SAMPLE
+            ])
         #expect(try TimeSyncMessage.decode(body: bytes[...]) == m)
         #expect(throws: WireError.self) { try TimeSyncMessage.decode(body: bytes[0..<24]) }
     }
@@ -57,14 +59,15 @@ import Testing
     @Test func timeSyncV4GoldenBytes() throws {
         let m = TimeSyncReferenceMessage(parentTime: 1, vmReferenceTime: 0xAABB, flags: .sync, leapFlags: -1, stratum: 3)
         let bytes = m.encode()
-        #expect(bytes == [
-            1, 0, 0, 0, 0, 0, 0, 0,  // parenttime
-            0xBB, 0xAA, 0, 0, 0, 0, 0, 0,  // vmreferencetime
-            1,  // flags SYNC
-            0xFF,  // leapflags -1
-            3,  // stratum
-            0, 0, 0,  // reserved
-        ])
+        #expect(
+            bytes == [
+                1, 0, 0, 0, 0, 0, 0, 0,  // parenttime
+                0xBB, 0xAA, 0, 0, 0, 0, 0, 0,  // vmreferencetime
+                1,  // flags SYNC
+                0xFF,  // leapflags -1
+                3,  // stratum
+                0, 0, 0,  // reserved
+            ])
         #expect(try TimeSyncReferenceMessage.decode(body: bytes[...]) == m)
         #expect(throws: WireError.self) { try TimeSyncReferenceMessage.decode(body: bytes[0..<21]) }
     }
