@@ -62,7 +62,10 @@ public final class ShutdownService: ICService {
     private let inhibitorCheck: any InhibitorCheck
     private let canHibernate: @Sendable () -> Bool
     private let logger: Logger
-    private let pending = Locked<ShutdownRequest?>(nil)
+    /// Requests answered S_OK whose hooks and action have not run yet. Several can be answered
+    /// in one drain of the ring (the host may send the next as soon as it has the answer), so
+    /// this is a queue, carried out in order.
+    private let pending = Locked<[ShutdownRequest]>([])
     private let performed = Locked<[(ShutdownRequest, PowerOutcome)]>([])
 
     public init(
@@ -99,18 +102,21 @@ public final class ShutdownService: ICService {
             let forced = request.force ? " (forced)" : ""
             logger.notice(
                 "host requested \(request.action.rawValue)\(forced): reason \(request.reasonCode), message \"\(request.message)\"")
-            pending.withLock { $0 = request }
+            pending.withLock { if $0.count < 16 { $0.append(request) } }
             return answer(.ok, described)
         }
     }
 
-    /// Runs the hooks and the action for a request that was answered S_OK.
+    /// Runs the hooks and the action for each request that was answered S_OK.
     public func performDeferredActions() {
-        guard
-            let request = pending.withLock({ r -> ShutdownRequest? in
-                defer { r = nil }; return r
-            })
-        else { return }
+        let requests = pending.withLock { p -> [ShutdownRequest] in
+            defer { p.removeAll() }
+            return p
+        }
+        for request in requests { carryOut(request) }
+    }
+
+    private func carryOut(_ request: ShutdownRequest) {
         for result in hooks.runAll(for: request) {
             if result.failure == nil {
                 logger.info("\(result)")

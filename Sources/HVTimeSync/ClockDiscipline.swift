@@ -17,7 +17,7 @@ public struct TimeSample: Sendable, Equatable {
     }
 
     /// Host − guest in seconds: positive when the guest is behind.
-    public var offsetSeconds: Double { Double(hostNanoseconds &- guestNanoseconds) / 1e9 }
+    public var offsetSeconds: Double { secondsBetween(hostNanoseconds, guestNanoseconds) }
 }
 
 /// Why a sample was not used.
@@ -143,7 +143,7 @@ public struct ClockDiscipline: Sendable {
         }
         used += 1
         let theta = sample.offsetSeconds
-        let interval = anchor.map { Double(sample.hostNanoseconds &- $0.hostNanoseconds) / 1e9 }
+        let interval = anchor.map { secondsBetween(sample.hostNanoseconds, $0.hostNanoseconds) }
         // Frequency: what the last interval says about the oscillator, unless it is implausible
         // (someone else stepped the clock, or the VM was paused).
         if let anchor, let interval, interval > 0, interval <= 4 * max(settings.staleSeconds, 1) {
@@ -175,8 +175,9 @@ public struct ClockDiscipline: Sendable {
         if let age = sample.ageSeconds, age > settings.staleSeconds { return .stale(ageSeconds: age) }
         guard let anchor else { return nil }
         if sample.ageSeconds == nil {
-            let predictedHost = anchor.hostNanoseconds &+ (sample.guestNanoseconds &- anchor.guestNanoseconds)
-            let behind = Double(predictedHost &- sample.hostNanoseconds) / 1e9
+            // predicted host − actual host, where predicted = anchor host + elapsed guest time.
+            let behind = secondsBetween(anchor.hostNanoseconds, sample.hostNanoseconds)
+                + secondsBetween(sample.guestNanoseconds, anchor.guestNanoseconds)
             if behind > settings.staleSeconds {
                 predictedStaleInARow += 1
                 if predictedStaleInARow < settings.reanchorAfter { return .stale(ageSeconds: behind) }
@@ -189,4 +190,21 @@ public struct ClockDiscipline: Sendable {
         if sample.hostNanoseconds <= anchor.hostNanoseconds { return .outOfOrder }
         return nil
     }
+}
+
+/// A step in whole nanoseconds. Host times can put an offset right at the edge of Int64, where
+/// rounding would leave the range, so it is clamped instead of trapping.
+public func stepNanoseconds(_ seconds: Double) -> Int64 {
+    let ns = (seconds * 1e9).rounded()
+    guard ns.isFinite else { return 0 }
+    if ns >= 9.2e18 { return 9_200_000_000_000_000_000 }
+    if ns <= -9.2e18 { return -9_200_000_000_000_000_000 }
+    return Int64(ns)
+}
+
+/// `a − b` in seconds: exact integer arithmetic when it fits, floating point when host-supplied
+/// extremes would overflow (never a wrapped, sign-flipped result).
+func secondsBetween(_ a: Int64, _ b: Int64) -> Double {
+    let (d, overflow) = a.subtractingReportingOverflow(b)
+    return overflow ? (Double(a) - Double(b)) / 1e9 : Double(d) / 1e9
 }

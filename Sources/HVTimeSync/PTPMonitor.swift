@@ -99,7 +99,7 @@ public final class PTPMonitor: @unchecked Sendable {
             switch action {
             case .step(let o, let ppm):
                 logger.notice("PTP offset: \(action)")
-                try clock.step(byNanoseconds: Int64((o * 1e9).rounded()))
+                try clock.step(byNanoseconds: stepNanoseconds(o))
                 try clock.setFrequency(ppm: ppm)
             case .slew(_, let ppm):
                 try clock.setFrequency(ppm: ppm)

@@ -130,7 +130,7 @@ public final class TimeSyncService: ICService {
             switch action {
             case .step(let offset, let ppm):
                 logger.notice("\(sample.isSync ? "host SYNC" : "large offset"): \(action)")
-                try clock.step(byNanoseconds: Int64((offset * 1e9).rounded()))
+                try clock.step(byNanoseconds: stepNanoseconds(offset))
                 try clock.setFrequency(ppm: ppm)
             case .slew(_, let ppm):
                 logger.debug("\(action)")

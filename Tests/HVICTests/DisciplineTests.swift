@@ -141,3 +141,19 @@ func simulate(
         #expect(d.estimatedErrorPPM == 12.5)
     }
 }
+
+@Suite struct HostTimeEdgeTests {
+    @Test func extremeOffsetsNeverTrap() {
+        #expect(stepNanoseconds(Double(Int64.max) / 1e9) == 9_200_000_000_000_000_000)
+        #expect(stepNanoseconds(-1e30) == -9_200_000_000_000_000_000)
+        #expect(stepNanoseconds(.nan) == 0)
+        #expect(stepNanoseconds(0.25) == 250_000_000)
+        // A host time at the far end of the range, against a guest clock near the start.
+        var d = ClockDiscipline(settings: ClockDiscipline.Settings())
+        let action = d.process(TimeSample(hostNanoseconds: Int64.min, guestNanoseconds: Int64.max))
+        guard case .step = action else {
+            Issue.record("expected a step, got \(action)")
+            return
+        }
+    }
+}
