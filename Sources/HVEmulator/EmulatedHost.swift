@@ -1,3 +1,4 @@
+import Glibc
 import HVSystem
 import HVWire
 
@@ -21,12 +22,22 @@ public final class EmulatedHost: Sendable {
     public let heartbeat: HeartbeatHost?
     private let log: Locked<[HostEvent]>
 
+    /// How the host reaches the guest's file-copy service.
+    public enum FileCopyTransport: String, Sendable, CaseIterable {
+        /// `dev/vmbus/hv_fcopy` (kernels ≤ 6.9).
+        case relay
+        /// The fcopy VMBus channel through uio_hv_generic at `dev/uio0` (kernels ≥ 6.10).
+        case uio
+    }
+
     /// - Parameters:
     ///   - devices: which relay devices to create (all three by default).
     ///   - ics: which util ICs to serve as UIO devices (shutdown uio1, timesync uio2, heartbeat uio3).
+    ///   - fileCopyTransport: `.uio` serves file copy on the ring at `dev/uio0` instead of the
+    ///     relay device (when `devices` contains `.fcopy`); `host.fcopy` works the same.
     ///   - onEvent: called on the device threads for every event (the CLI prints them).
     public init(root: String, devices: Set<RelayKind> = Set(RelayKind.allCases), ics: Set<ICKind> = [],
-                timeouts: KernelTimeouts = .kernel,
+                timeouts: KernelTimeouts = .kernel, fileCopyTransport: FileCopyTransport = .relay,
                 onEvent: @escaping @Sendable (HostEvent) -> Void = { _ in }) throws(SystemError) {
         self.root = root
         let log = Locked<[HostEvent]>([])
@@ -43,17 +54,23 @@ public final class EmulatedHost: Sendable {
         }
         kvp = KVPHost(device: try make(.kvp))
         vss = VSSHost(device: try make(.vss), freezeTimeout: timeouts.freeze)
-        fcopy = FileCopyHost(device: try make(.fcopy))
-        func icError(_ e: UIOHostError) -> SystemError {
-            if case .system(let s) = e { return s }
-            return SystemError("UIO device: \(e)", errno: 5)
+        if fileCopyTransport == .uio && devices.contains(.fcopy) {
+            do {
+                fcopy = FileCopyHost(device: nil, uio: try FileCopyUIOHost(deviceRoot: root, timeout: timeouts.request))
+            } catch {
+                if case .system(let e) = error { throw e }
+                throw SystemError("create the fcopy UIO device under \(root): \(error)", errno: EIO)
+            }
+        } else {
+            fcopy = FileCopyHost(device: try make(.fcopy))
         }
         do {
             shutdown = ics.contains(.shutdown) ? try ShutdownHost(deviceRoot: root) : nil
             timeSync = ics.contains(.timesync) ? try TimeSyncHost(deviceRoot: root) : nil
             heartbeat = ics.contains(.heartbeat) ? try HeartbeatHost(deviceRoot: root) : nil
         } catch {
-            throw icError(error)
+            if case .system(let e) = error { throw e }
+            throw SystemError("create the IC UIO devices under \(root): \(error)", errno: EIO)
         }
     }
 
@@ -64,16 +81,25 @@ public final class EmulatedHost: Sendable {
 
     public func start() throws(SystemError) {
         for d in devices { try d.start() }
+        if let uio = fcopy.uio {
+            // Like the kernel: the guest's open connects the channel and the host negotiates
+            // at once, whether or not a copy is pending.
+            do { try uio.channel.startAcceptingInBackground(timeoutMilliseconds: 5_000) } catch {
+                if case .system(let e) = error { throw e }
+                throw SystemError("start the fcopy UIO device: \(error)", errno: EIO)
+            }
+        }
         for ic in icHosts {
             do { try ic.uio.startAcceptingInBackground() } catch {
-                if case .system(let s) = error { throw s }
-                throw SystemError("UIO device: \(error)", errno: 5)
+                if case .system(let e) = error { throw e }
+                throw SystemError("start the \(ic.kind) UIO device: \(error)", errno: EIO)
             }
         }
     }
 
     public func stop() {
         for d in devices { d.stop() }
+        fcopy.uio?.channel.close()
         for ic in icHosts { ic.close() }
     }
 
@@ -83,6 +109,7 @@ public final class EmulatedHost: Sendable {
     /// Waits until every device has a registered daemon.
     public func waitForAllRegistered(timeout: Duration = .seconds(10)) async -> Bool {
         for d in devices where !(await d.waitForRegistration(timeout: timeout)) { return false }
+        if let uio = fcopy.uio { return await uio.waitUntilReady(timeout: timeout) }
         return true
     }
 }

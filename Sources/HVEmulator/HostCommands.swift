@@ -39,8 +39,18 @@ public enum HostCommands {
             let lines = host.devices.map { d in
                 "\(d.kind): \(d.isRegistered ? "registered" : d.isConnected ? "connected, not registered" : "no daemon") (registrations: \(d.registrationCount))"
             }
-            let icLines = host.icHosts.map { ic in "\(ic.kind): \(ic.componentStatus)" }
-            return Output(ok: true, text: (lines + icLines).joined(separator: "\n"))
+            var uioLines: [String] = []
+            if let c = host.fcopy.uio?.channel {
+                let state: String
+                if let v = c.negotiatedVersions {
+                    state = "negotiated \(v.framework)/\(v.message)"
+                } else {
+                    state = c.isGuestConnected ? "connected, not negotiated" : "no daemon"
+                }
+                uioLines.append("fcopy (uio \(c.devicePath)): \(state) (connections: \(c.connectionCount))")
+            }
+            uioLines += host.icHosts.map { ic in "\(ic.kind): \(ic.componentStatus)" }
+            return Output(ok: true, text: (lines + uioLines).joined(separator: "\n"))
         case ("shutdown", _), ("time-sample", _), ("heartbeat", _):
             return await runIC(verb, rest, host: host)
         case ("kvp-set", 3):
