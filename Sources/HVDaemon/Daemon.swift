@@ -45,9 +45,12 @@ public final class Daemon: @unchecked Sendable {
     public let options: DaemonOptions
     public let configuration: DaemonConfiguration
     public let status = StatusBoard()
-    private let logger: Logger
-    private var runners: [RelayChannelRunner] = []
+    let logger: Logger
+    var runners: [RelayChannelRunner] = []
     private var watchdog: WatchdogPinger?
+    private var statusServer: StatusServer?
+    /// CLOCK_REALTIME seconds when `start()` ran (status).
+    var startedAt = 0
     /// Overrides for tests: the channel runner's timing.
     public var runnerSettings = RelayChannelRunner.Settings()
 
@@ -108,6 +111,7 @@ public final class Daemon: @unchecked Sendable {
 
     /// Starts every selected service on its own thread.
     public func start() throws {
+        startedAt = time(nil)
         try makeDirectories(options.resolvedRuntimeDirectory)
         recoverFrozenFilesystems()
         let env = environment
@@ -120,6 +124,7 @@ public final class Daemon: @unchecked Sendable {
             try runner.start()
             runners.append(runner)
         }
+        statusServer = startStatusServer()
         let watched = runners
         watchdog = try WatchdogPinger.startIfRequested(settings: configuration.settings) {
             // Healthy unless a request has been running far longer than the kernel would wait
@@ -135,6 +140,8 @@ public final class Daemon: @unchecked Sendable {
     public func stop() {
         watchdog?.stop()
         watchdog = nil
+        statusServer?.stop()
+        statusServer = nil
         for r in runners.reversed() { r.stop() }
         runners = []
     }
