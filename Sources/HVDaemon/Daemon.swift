@@ -113,9 +113,12 @@ public final class Daemon: @unchecked Sendable {
     public func start() throws {
         startedAt = time(nil)
         try makeDirectories(options.resolvedRuntimeDirectory)
-        recoverFrozenFilesystems()
+        let selected = selectedServices()
+        // Only the daemon that runs VSS owns the frozen record: the units share /run/hvguest,
+        // and another unit's daemon must never thaw a freeze that is in progress.
+        if selected.contains(.vss) { recoverFrozenFilesystems() }
         let env = environment
-        for name in selectedServices() {
+        for name in selected {
             guard let service = makeService(name, environment: env) else {
                 logger.warning("service \(name.rawValue) is not available in this build; skipping")
                 continue

@@ -208,11 +208,16 @@ public final class FileCopyEngine: Sendable {
                 throw Refusal(.fail, "directory \(walked) does not exist and CREATE_PATH is not set")
             }
             do throws(SystemError) {
+                var created = true
                 do throws(SystemError) { try current.makeDirectory(component, mode: configuration.directoryMode) } catch {
                     // Created concurrently is fine: the open below checks what it is.
                     if error.errno != EEXIST { throw error }
+                    created = false
                 }
                 current = try current.openSubdirectory(component)
+                // mkdir applies the umask (the unit sets UMask=0027): give a directory we
+                // created exactly the configured mode, as the file gets.
+                if created { try current.changeMode(configuration.directoryMode) }
             } catch {
                 let reason = error.errno == ELOOP ? "\(walked) is a symbolic link" : "\(walked): \(error)"
                 throw Refusal(Self.status(for: error), reason)
