@@ -6,7 +6,11 @@ import Logging
 
 enum FileManagerShim {
     static func read(_ path: String) -> String? {
-        guard let d = FileManager.default.contents(atPath: path) else { return nil }
+        // Read to EOF: FileManager.contents(atPath:) stops after 4 KiB on procfs files (their
+        // size is 0), which loses the test's own mounts once /proc/self/mountinfo grows past it.
+        guard let h = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? h.close() }
+        guard let d = try? h.readToEnd() else { return nil }
         return String(decoding: d, as: UTF8.self)
     }
 }
