@@ -145,6 +145,8 @@ head -c 300000 /dev/urandom >"$WORK/payload.bin"
 "$EMULATOR" copy-file --root "$EMU" "$WORK/payload.bin" /var/tmp/hvguest-in/sub/payload.bin --create-full-path \
     || fail "copy-file"
 inside cat /var/tmp/hvguest-in/sub/payload.bin | cmp - "$WORK/payload.bin" || fail "copied file differs"
+"$EMULATOR" kvp-set --root "$EMU" --pool 0 HvguestShipTest "written by the host" || fail "kvp-set"
+inside hvguestctl kvp list --pool 0 --json | grep -F '"HvguestShipTest"' || fail "the KVP item is not in pool 0"
 # No allow-list while emulated: the daemon must refuse to freeze (E_FAIL), touching nothing.
 if out=$("$EMULATOR" vss-freeze --root "$EMU"); then fail "FREEZE succeeded without an allow-list: $out"; fi
 echo "FREEZE refused as expected: $out"
@@ -158,6 +160,7 @@ ops = {(e.get("HV_SERVICE"), e.get("HV_OP")) for e in entries if "HV_OP" in e}
 print(f"{len(entries)} entries; (HV_SERVICE, HV_OP): {sorted(ops)}")
 assert ("fcopy", "COMPLETE_FCOPY") in ops, "no fcopy COMPLETE_FCOPY entry"
 assert ("vss", "FREEZE") in ops, "no vss FREEZE entry"
+assert any(s == "kvp" for s, _ in ops), "no kvp entry"
 units = {e.get("_SYSTEMD_UNIT") for e in entries}
 assert {"hvguest-kvp.service", "hvguest-vss.service"} <= units, f"entries from units {units}"
 PY

@@ -10,8 +10,7 @@ struct HVGuestCtl: ParsableCommand {
         commandName: "hvguestctl",
         abstract: "Inspect and manage hvguestd, the Hyper-V guest services daemon.",
         discussion: "See hvguestctl(1), hvguestd(8) and hvguest.toml(5).",
-        // TODO(merge): add KVPCommand.self (Sources/hvguestctl/KVPCommands.swift, branch kvp).
-        subcommands: [StatusCommand.self, ConfigCommand.self])
+        subcommands: [StatusCommand.self, ConfigCommand.self, KVPCommand.self])
 }
 
 /// Where the daemons' runtime files are: `/run/hvguest`, or `DIR/run` for `hvguestd --state-dir DIR`.
