@@ -93,16 +93,16 @@ inside test -x /usr/sbin/hvguestd || fail "hvguestd not installed"
 inside test -f /lib/udev/rules.d/70-hvguest.rules || fail "udev rules not installed"
 inside sh -c 'dpkg-query --showformat "\${Conffiles}\n" --show hvguest | grep -q /etc/hvguest/hvguest.toml' \
     || fail "hvguest.toml is not a conffile"
-for u in kvp vss ics; do
+for u in kvp fcopy vss ics; do
     inside systemctl is-enabled "hvguest-$u.service" >/dev/null || fail "hvguest-$u.service not enabled by the package"
 done
 
 say "systemd-analyze verify"
-inside systemd-analyze verify hvguest-kvp.service hvguest-vss.service hvguest-ics.service \
+inside systemd-analyze verify hvguest-kvp.service hvguest-fcopy.service hvguest-vss.service hvguest-ics.service \
     || fail "systemd-analyze verify"
 
 say "pointing the units at the emulated host"
-for u in kvp vss ics; do
+for u in kvp fcopy vss ics; do
     inside mkdir -p "/etc/systemd/system/hvguest-$u.service.d"
     # Not on Hyper-V here (a container), and the devices are sockets below the device root.
     printf '[Unit]\nConditionVirtualization=\nConditionPathExists=\nConditionPathIsDirectory=\n' \
@@ -119,9 +119,9 @@ inside hvguestctl config check || fail "hvguestctl config check"
 
 say "starting the units"
 inside systemctl daemon-reload
-inside systemctl restart hvguest-kvp.service hvguest-vss.service hvguest-ics.service \
+inside systemctl restart hvguest-kvp.service hvguest-fcopy.service hvguest-vss.service hvguest-ics.service \
     || { inside journalctl -b --no-pager -n 60; fail "units did not start"; }
-for u in kvp vss ics; do
+for u in kvp fcopy vss ics; do
     st=$(inside systemctl show -p ActiveState --value "hvguest-$u.service")
     text=$(inside systemctl show -p StatusText --value "hvguest-$u.service")
     echo "hvguest-$u.service: $st; status: $text"
@@ -162,7 +162,7 @@ assert ("fcopy", "COMPLETE_FCOPY") in ops, "no fcopy COMPLETE_FCOPY entry"
 assert ("vss", "FREEZE") in ops, "no vss FREEZE entry"
 assert any(s == "kvp" for s, _ in ops), "no kvp entry"
 units = {e.get("_SYSTEMD_UNIT") for e in entries}
-assert {"hvguest-kvp.service", "hvguest-vss.service"} <= units, f"entries from units {units}"
+assert {"hvguest-kvp.service", "hvguest-fcopy.service", "hvguest-vss.service"} <= units, f"entries from units {units}"
 PY
 
 say "hvguestctl status"
@@ -177,7 +177,7 @@ for name in ("kvp", "fcopy", "vss"):
 assert services["fcopy"]["last_request"]["operation"] == "COMPLETE_FCOPY"
 assert services["fcopy"]["details"]["last_copy_result"] == "ok"
 assert services["vss"]["last_request"]["operation"] == "FREEZE"
-assert doc["healthy"] is True and len(doc["daemons"]) == 3, doc["daemons"]
+assert doc["healthy"] is True and len(doc["daemons"]) == 4, doc["daemons"]
 print("status: " + ", ".join(f"{n} {s['state']}" for n, s in services.items()))
 PY
 

@@ -55,7 +55,7 @@ echo "lintian: 0 errors, 0 warnings"
 
 step "systemd-analyze security --offline=yes (<= 2.0; VSS <= 5.0)"
 fail=0
-for unit in hvguest-kvp hvguest-ics hvguest-vss; do
+for unit in hvguest-kvp hvguest-fcopy hvguest-ics hvguest-vss; do
     limit=2.0
     [ "$unit" = hvguest-vss ] && limit=5.0
     score=$(cd "$WORK/root/lib/systemd/system" && systemd-analyze security --offline=yes --no-pager "$unit.service" 2>&1 \

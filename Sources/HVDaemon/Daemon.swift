@@ -47,9 +47,11 @@ public final class Daemon: @unchecked Sendable {
     public let configuration: DaemonConfiguration
     public let status = StatusBoard()
     let logger: Logger
-    var runners: [RelayChannelRunner] = []
+    var runners: [any ServiceRunner] = []
     private var watchdog: WatchdogPinger?
     private var statusServer: StatusServer?
+    /// Services that add their own facts to `hvguestctl status`.
+    let statusReporters = Locked<[ServiceName: any ServiceStatusReporting]>([:])
     /// CLOCK_REALTIME seconds when `start()` ran (status).
     var startedAt = 0
     /// Overrides for tests: the channel runner's timing.
@@ -73,7 +75,9 @@ public final class Daemon: @unchecked Sendable {
     func selectedServices() -> [ServiceName] {
         if !options.services.isEmpty { return relayServices.filter(options.services.contains) + options.services.filter { !relayServices.contains($0) } }
         let env = environment
-        let present = relayServices.filter { fileKind(env.devicePath("dev/vmbus/hv_\($0.rawValue)")) != .missing }
+        let present = relayServices.filter {
+            fileKind(env.devicePath("dev/vmbus/hv_\($0.rawValue)")) != .missing || ($0 == .fcopy && fileCopyRingExists(env))
+        }
         if present.isEmpty {
             logger.notice("no Hyper-V relay device found under \(options.deviceRoot); waiting for any to appear")
             return relayServices
@@ -120,11 +124,17 @@ public final class Daemon: @unchecked Sendable {
         if selected.contains(.vss) { recoverFrozenFilesystems() }
         let env = environment
         for name in selected {
-            guard let service = try makeService(name, environment: env) else {
-                logger.warning("service \(name.rawValue) is not available in this build; skipping")
-                continue
+            let runner: any ServiceRunner
+            if name == .fcopy {
+                runner = try makeFileCopyRunner(environment: env)
+            } else {
+                guard let service = try makeService(name, environment: env) else {
+                    logger.warning("service \(name.rawValue) is not available in this build; skipping")
+                    continue
+                }
+                if let reporter = service as? any ServiceStatusReporting { statusReporters.withLock { $0[name] = reporter } }
+                runner = try RelayChannelRunner(service: service, environment: env, status: status, settings: runnerSettings)
             }
-            let runner = try RelayChannelRunner(service: service, environment: env, status: status, settings: runnerSettings)
             try runner.start()
             runners.append(runner)
         }
@@ -134,7 +144,7 @@ public final class Daemon: @unchecked Sendable {
             // Healthy unless a request has been running far longer than the kernel would wait
             // (FREEZE may legitimately take up to 900 s plus hooks).
             watched.allSatisfy { r in
-                let limit: UInt64 = r.service.name == .vss ? 1_000 : 120
+                let limit: UInt64 = r.serviceName == .vss ? 1_000 : 120
                 return (r.busyNanoseconds() ?? 0) < limit * 1_000_000_000
             }
         }

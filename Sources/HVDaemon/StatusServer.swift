@@ -79,9 +79,8 @@ public final class StatusServer: @unchecked Sendable {
 extension Daemon {
     /// Everything `hvguestctl status --json` shows for this daemon (docs/STATUS.md).
     public func statusDocument() -> JSONValue {
-        let reporters = runners.compactMap { r in (r.service as? any ServiceStatusReporting).map { (r.service.name, $0) } }
         var extra: [ServiceName: [String: String]] = [:]
-        for (name, reporter) in reporters { extra[name] = reporter.statusDetails() }
+        for (name, reporter) in statusReporters.withLock({ $0 }) { extra[name] = reporter.statusDetails() }
         let daemon: JSONValue = .object([
             ("pid", .integer(Int64(getpid()))),
             ("services_requested", .array(options.services.map { .string($0.rawValue) })),
