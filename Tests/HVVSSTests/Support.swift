@@ -1,17 +1,16 @@
 import Foundation
+import HVSystem
 import HVServiceKit
 import Logging
 
 @testable import HVVSS
 
 enum FileManagerShim {
+    /// Reads the whole file. Not `FileManager.contents(atPath:)`: on procfs files (size 0) it
+    /// returns only the first 4 KiB, so a long /proc/self/mountinfo lost our own mounts.
     static func read(_ path: String) -> String? {
-        // Read to EOF: FileManager.contents(atPath:) stops after 4 KiB on procfs files (their
-        // size is 0), which loses the test's own mounts once /proc/self/mountinfo grows past it.
-        guard let h = FileHandle(forReadingAtPath: path) else { return nil }
-        defer { try? h.close() }
-        guard let d = try? h.readToEnd() else { return nil }
-        return String(decoding: d, as: UTF8.self)
+        guard let bytes = try? readFile(path, limit: 64 << 20) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
 
