@@ -151,6 +151,9 @@ extension Daemon {
                 status.update(service.name) { $0.state = .error("\(error)") }
                 continue
             }
+            if let reporter = service as? any ServiceStatusReporting {
+                statusReporters.withLock { $0[service.name] = reporter }
+            }
             do {
                 let runner = try ICChannelRunner(service: service, environment: env, status: status, settings: settings)
                 try runner.start()

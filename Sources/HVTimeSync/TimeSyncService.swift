@@ -162,3 +162,5 @@ public final class TimeSyncService: ICService {
 /// A partition reference counter for emulated runs: CLOCK_MONOTONIC in 100 ns ticks, which the
 /// emulator's time-sync host uses too (both run on the same machine).
 public let emulatedReferenceCounter: @Sendable () -> UInt64 = { monotonicNanoseconds() / 100 }
+
+extension TimeSyncService: ServiceStatusReporting {}
