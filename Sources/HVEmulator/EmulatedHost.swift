@@ -19,17 +19,19 @@ public final class EmulatedHost: Sendable {
 
     /// - Parameters:
     ///   - devices: which relay devices to create (all three by default).
+    ///   - logEvents: keep the bounded `events` log; benchmarks turn it off so the emulator's
+    ///     own bookkeeping does not lower the ceiling it measures against.
     ///   - onEvent: called on the device threads for every event (the CLI prints them).
     public init(root: String, devices: Set<RelayKind> = Set(RelayKind.allCases), timeouts: KernelTimeouts = .kernel,
-                onEvent: @escaping @Sendable (HostEvent) -> Void = { _ in }) throws(SystemError) {
+                logEvents: Bool = true, onEvent: @escaping @Sendable (HostEvent) -> Void = { _ in }) throws(SystemError) {
         self.root = root
         let log = Locked<[HostEvent]>([])
         self.log = log
         let sink: @Sendable (HostEvent) -> Void = { e in
-            log.withLock {
+            if logEvents { log.withLock {
                 if $0.count >= 100_000 { $0.removeFirst($0.count / 2) }
                 $0.append(e)
-            }
+            } }
             onEvent(e)
         }
         func make(_ k: RelayKind) throws(SystemError) -> RelayDeviceEmulator? {
