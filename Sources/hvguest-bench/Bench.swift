@@ -14,6 +14,8 @@ import HVWire
 @main
 struct Bench {
     static func main() async {
+        // A closed stdout (`| head`) must not kill the driver before it stops its daemon.
+        signal(SIGPIPE, SIG_IGN)
         do {
             let options = try BenchOptions.parse(Array(CommandLine.arguments.dropFirst()))
             try await run(options)

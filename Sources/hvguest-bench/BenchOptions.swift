@@ -15,6 +15,8 @@ struct BenchOptions {
     var command: [String] = []
     var settleMilliseconds = 1000
     var logEvents = true
+    /// How long the daemon gets to exit after SIGTERM (profilers need longer to write out).
+    var stopGraceMilliseconds = 5_000
     // fcopy
     var sizeBytes = 0
     var destination = ""
@@ -57,6 +59,7 @@ struct BenchOptions {
             case "--preload": o.preload = try value()
             case "--settle-ms": o.settleMilliseconds = try int()
             case "--no-event-log": o.logEvents = false
+            case "--stop-grace-ms": o.stopGraceMilliseconds = try int()
             case "--size": o.sizeBytes = try int()
             case "--dest": o.destination = try value()
             case "--mounts": o.mounts = try value().split(separator: ",").map(String.init)

@@ -8,6 +8,7 @@ final class DaemonUnderTest: @unchecked Sendable {
     let spawnedAt: UInt64
     private let notifySocket: Int32
     private let notifyPath: String
+    private let stopGraceMilliseconds: Int
 
     init(_ o: BenchOptions) throws {
         guard let executable = o.command.first else { throw BenchError("no daemon command after --") }
@@ -15,6 +16,7 @@ final class DaemonUnderTest: @unchecked Sendable {
         env.append("HVBENCH_ROOT=\(o.root)")
         if let preload = o.preload { env.append("LD_PRELOAD=\(preload)") }
         notifyPath = o.root + "/notify.sock"
+        stopGraceMilliseconds = o.stopGraceMilliseconds
         if o.notify {
             notifySocket = try bindDatagramSocket(notifyPath)
             env.append("NOTIFY_SOCKET=\(notifyPath)")
@@ -75,7 +77,7 @@ final class DaemonUnderTest: @unchecked Sendable {
     }
 
     func stop() {
-        child.terminate(graceMilliseconds: 5_000)
+        child.terminate(graceMilliseconds: stopGraceMilliseconds)
         if notifySocket >= 0 {
             close(notifySocket)
             unlink(notifyPath)

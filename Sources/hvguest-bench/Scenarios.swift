@@ -49,6 +49,26 @@ enum VSSScenario {
         }
         emit(o, metric: "freeze_window_ms", unit: "ms", values: windows)
         emit(o, metric: "freeze_rtt_ms", unit: "ms", values: freezes)
+        emit(o, metric: "verified_frozen", unit: "bool", values: [await probeFrozen(o, host: host) ? 1 : 0])
+    }
+
+    /// Proof that the daemon really froze: between FREEZE and THAW (100 ms apart) a mkdir on the
+    /// first filesystem must block until the thaw.
+    static func probeFrozen(_ o: BenchOptions, host: EmulatedHost) async -> Bool {
+        let dir = o.mounts[0] + "/hvbench-probe"
+        let f = await host.vss.freeze()
+        guard f.isSuccess else { return false }
+        let started = monotonicNanoseconds()
+        let finished = Locked<UInt64>(0)
+        let thread = try? OSThread(name: "probe") {
+            mkdir(dir, 0o755)
+            finished.withLock { $0 = monotonicNanoseconds() }
+        }
+        try? await Task.sleep(for: .milliseconds(100))
+        _ = await host.vss.thaw()
+        thread?.join()
+        rmdir(dir)
+        return finished.withLock { $0 } &- started >= 80_000_000
     }
 }
 
