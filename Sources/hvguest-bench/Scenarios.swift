@@ -147,10 +147,12 @@ enum KVPScenario {
         guard let pool = KVPPool(rawValue: o.pool) else { throw BenchError("bad pool") }
         let n = o.keys
         let k = o.operations
-        // Check the daemon really sees the prepared pool (a GET of the last key).
-        let (st, v) = await host.kvp.get(pool: pool, key: key(n - 1))
-        guard st.isSuccess, v == value(n - 1) || o.label == "null" else {
-            throw BenchError("\(o.label) does not see the prepared pool: GET \(key(n - 1)) → \(st) \(v ?? "nil")")
+        // Check the daemon really sees the prepared pool: ENUMERATE of the last index returns the
+        // last key. (Not GET: the kernel reads a GET value 4 bytes off, PROTOCOL §6.3 K1, and the
+        // reference daemon's value depends on that.)
+        let (st, item) = await host.kvp.item(pool: pool.rawValue, index: UInt32(n - 1))
+        guard st.isSuccess, item?.key == key(n - 1) || o.label == "null" else {
+            throw BenchError("\(o.label) does not see the prepared pool: ENUMERATE \(n - 1) → \(st) \(item?.description ?? "nil")")
         }
         let (rss0, _) = daemon.memoryKiB()
         var sets: [Double] = [], gets: [Double] = [], enums: [Double] = [], dels: [Double] = [], cpu: [Double] = []
