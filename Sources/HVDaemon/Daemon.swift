@@ -1,5 +1,6 @@
 import Glibc
 import HVFileCopy
+import HVKVP
 import HVServiceKit
 import HVSystem
 import HVVSS
@@ -77,10 +78,10 @@ public final class Daemon: @unchecked Sendable {
         return present
     }
 
-    func makeService(_ name: ServiceName, environment env: ServiceEnvironment) -> (any RelayService)? {
+    func makeService(_ name: ServiceName, environment env: ServiceEnvironment) throws -> (any RelayService)? {
         switch name {
         case .kvp:
-            return UnimplementedRelayService(name)
+            return try KVPService(environment: env, configuration: configuration.kvp)
         case .vss:
             return VSSService(environment: env, configuration: configuration.vss)
         case .fcopy:
@@ -112,7 +113,7 @@ public final class Daemon: @unchecked Sendable {
         recoverFrozenFilesystems()
         let env = environment
         for name in selectedServices() {
-            guard let service = makeService(name, environment: env) else {
+            guard let service = try makeService(name, environment: env) else {
                 logger.warning("service \(name.rawValue) is not available in this build; skipping")
                 continue
             }

@@ -1,4 +1,5 @@
 import HVFileCopy
+import HVKVP
 import HVServiceKit
 import HVVSS
 
@@ -7,6 +8,7 @@ import HVVSS
 public struct DaemonConfiguration: Sendable {
     public var document: ConfigDocument
     public var settings: DaemonSettings
+    public var kvp: KVPConfiguration
     public var vss: VSSConfiguration
     public var fcopy: FileCopyConfiguration
 
@@ -24,6 +26,7 @@ public struct DaemonConfiguration: Sendable {
     public init(document: ConfigDocument, configDirectory: String) throws(ConfigError) {
         self.document = document
         settings = try DaemonSettings(document: document)
+        kvp = try KVPConfiguration(section: document.section("kvp"))
         vss = try VSSConfiguration(section: document.section("vss"), configDirectory: configDirectory)
         fcopy = try FileCopyConfiguration(section: document.section("fcopy"))
         for (name, keys) in Self.reservedKeys {

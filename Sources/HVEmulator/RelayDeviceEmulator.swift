@@ -97,7 +97,7 @@ public final class RelayDeviceEmulator: @unchecked Sendable {
     }
 
     /// Waits until a daemon has registered `count` times in total (polling; test helper).
-    public func waitForRegistration(count: Int = 1, timeout: Duration = .seconds(10)) async -> Bool {
+    public func waitForRegistration(count: Int = 1, timeout: Duration = .seconds(30)) async -> Bool {
         let clock = ContinuousClock()
         let end = clock.now + timeout
         while clock.now < end {
@@ -108,7 +108,7 @@ public final class RelayDeviceEmulator: @unchecked Sendable {
     }
 
     /// Waits until no daemon holds the device.
-    public func waitForDisconnect(timeout: Duration = .seconds(10)) async -> Bool {
+    public func waitForDisconnect(timeout: Duration = .seconds(30)) async -> Bool {
         let clock = ContinuousClock()
         let end = clock.now + timeout
         while clock.now < end {

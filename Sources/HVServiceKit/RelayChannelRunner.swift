@@ -111,6 +111,7 @@ public final class RelayChannelRunner: @unchecked Sendable {
                 if pause(wasRegistered ? settings.initialBackoffMilliseconds : backoff(failures)) { break }
             }
         }
+        service.serviceWillStop()
         status.update(service.name) { $0.state = .stopped }
     }
 

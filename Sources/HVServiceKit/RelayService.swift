@@ -54,4 +54,10 @@ public protocol RelayService: AnyObject, Sendable {
     func handle(request: [UInt8]) -> RelayReply
     /// The channel was closed or failed: drop per-connection state (a partial copy, a freeze).
     func channelReset(reason: String)
+    /// The daemon is stopping for good, after the last `channelReset`: stop background threads.
+    func serviceWillStop()
+}
+
+extension RelayService {
+    public func serviceWillStop() {}
 }

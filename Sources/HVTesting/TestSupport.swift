@@ -3,7 +3,8 @@ import HVSystem
 import Logging
 
 // Shared helpers for the test targets. Tests run in parallel on a small cooperative pool (two
-// threads on a 2-core machine): never block it for long. Use `awaitReadable` / `receiveMessage`
+// threads on a 2-core machine): never block it for long. Timeouts are generous (30 s): a wait
+// returns as soon as its condition holds, and a loaded CI machine can be very slow. Use `awaitReadable` / `receiveMessage`
 // instead of a blocking poll or recv, and keep blocking waits on OS threads.
 
 /// A temporary directory, removed (with everything in it) when the object goes away.
@@ -39,7 +40,7 @@ public func fastRunnerSettings() -> RelayChannelRunner.Settings {
 }
 
 /// Polls `condition` until it holds or the timeout passes; returns its last value.
-public func eventually(timeout: Duration = .seconds(5), _ condition: () -> Bool) async -> Bool {
+public func eventually(timeout: Duration = .seconds(30), _ condition: () -> Bool) async -> Bool {
     let clock = ContinuousClock()
     let end = clock.now + timeout
     while clock.now < end {
@@ -50,7 +51,7 @@ public func eventually(timeout: Duration = .seconds(5), _ condition: () -> Bool)
 }
 
 /// Waits for `descriptor` to become readable without blocking a cooperative thread.
-public func awaitReadable(_ descriptor: Descriptor, timeout: Duration = .seconds(5)) async -> Bool {
+public func awaitReadable(_ descriptor: Descriptor, timeout: Duration = .seconds(30)) async -> Bool {
     let clock = ContinuousClock()
     let end = clock.now + timeout
     while clock.now < end {
@@ -61,7 +62,7 @@ public func awaitReadable(_ descriptor: Descriptor, timeout: Duration = .seconds
 }
 
 /// Receives one message once readable; nil on timeout.
-public func receiveMessage(_ descriptor: Descriptor, capacity: Int = 65536, timeout: Duration = .seconds(5)) async throws -> ReceivedMessage? {
+public func receiveMessage(_ descriptor: Descriptor, capacity: Int = 65536, timeout: Duration = .seconds(30)) async throws -> ReceivedMessage? {
     guard await awaitReadable(descriptor, timeout: timeout) else { return nil }
     return try descriptor.receive(capacity: capacity)
 }

@@ -23,21 +23,31 @@ struct Demo: AsyncParsableCommand {
         defer { if !keep { removeTree(root) } else { say("[demo] kept \(root)") } }
         let guestFiles = root + "/guest-files"
         try makeDirectories(guestFiles)
+        // VSS: as root, a small ext4 image of our own, loop-mounted in the temporary directory,
+        // is the only thing the daemon may freeze (an explicit allow-list). Without root there
+        // is nothing safe to freeze and the daemon refuses FREEZE.
+        let loop = getuid() == 0 ? DemoLoopFilesystem(directory: root) : nil
+        defer { loop?.unmount() }
+        let allowList = loop.map { "[\"\($0.mountpoint)\"]" } ?? "[]"
+        if loop == nil { say("[demo] not root: no loop filesystem to freeze, so FREEZE will be refused (nothing real is ever frozen)") }
         try writeText(root + "/hvguest.toml", """
             # Demo configuration: emulated device root, so only these paths may be touched.
             [fcopy]
             allowed_roots = ["\(guestFiles)"]
 
             [vss]
-            # No loop filesystems in the demo: an empty allow-list means FREEZE is refused
-            # (nothing on this machine is ever frozen).
-            mountpoints = []
+            # The allow-list: the only filesystems the daemon may freeze.
+            mountpoints = \(allowList)
+            thaw_deadline_seconds = 30
             """)
         try writeText(root + "/hello.txt", "Hello from the Hyper-V host!\n")
 
         say("[demo] device root \(root)")
         let host = try EmulatedHost(root: root, timeouts: KernelTimeouts(request: .seconds(30), freeze: .seconds(60)),
-                                    onEvent: { say("[host] \($0)") })
+                                    onEvent: { event in
+                                        if case .answered(_, "WRITE_TO_FILE", .ok, _, _) = event { return }
+                                        say("[host] \(event)")
+                                    })
         try host.start()
         defer { host.stop() }
 
@@ -79,6 +89,39 @@ struct Demo: AsyncParsableCommand {
         say("[host]   the guest still holds \(items.count) host item(s) in pool 0 after the restart")
         guest.terminate()
         say("\n[demo] done")
+    }
+}
+
+/// A 32 MiB ext4 image created and loop-mounted inside the demo's own directory.
+final class DemoLoopFilesystem {
+    let mountpoint: String
+    private var mounted = false
+
+    init?(directory: String) {
+        let image = directory + "/vss-demo.img"
+        mountpoint = directory + "/vss-demo"
+        func run(_ exe: String, _ args: [String]) -> Bool {
+            (try? Spawn.run(executable: exe, arguments: args, environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
+                            timeoutMilliseconds: 30_000))?.succeeded ?? false
+        }
+        guard (try? makeDirectories(mountpoint)) != nil,
+            run("/usr/bin/truncate", ["-s", "32M", image]),
+            run("/sbin/mkfs.ext4", ["-q", "-F", image]),
+            run("/bin/mount", ["-o", "loop", image, mountpoint])
+        else {
+            say("[demo] could not create a loop filesystem; FREEZE will be refused")
+            return nil
+        }
+        mounted = true
+        say("[demo] loop-mounted \(image) at \(mountpoint) (the daemon's VSS allow-list)")
+    }
+
+    func unmount() {
+        guard mounted else { return }
+        // The daemon thaws on every exit path; thaw-all semantics are not needed here. umount
+        // also detaches the auto-clear loop device.
+        _ = try? Spawn.run(executable: "/bin/umount", arguments: [mountpoint], environment: [], timeoutMilliseconds: 30_000)
+        mounted = false
     }
 }
 

@@ -32,7 +32,11 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         try makeDirectories(root)
         let host = try EmulatedHost(root: root, timeouts: KernelTimeouts(request: .seconds(requestTimeout), freeze: .seconds(freezeTimeout)),
-                                    onEvent: { say("[host] \($0)") })
+                                    onEvent: { event in
+                                        // One line per 6 KiB fragment would drown the rest.
+                                        if case .answered(_, "WRITE_TO_FILE", .ok, _, _) = event { return }
+                                        say("[host] \(event)")
+                                    })
         let control = try EmulatorControl(host: host)
         try host.start()
         try control.start()

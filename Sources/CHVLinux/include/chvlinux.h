@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "chvfilelock.h"
 #include "chvfreeze.h"
 
 /// FIFREEZE / FITHAW from <linux/fs.h> (function-like _IOWR macros).
