@@ -242,11 +242,81 @@ def gnuplot(charts, outdir):
             subprocess.run(["gnuplot"], input="\n".join(script) + "\n", text=True, check=True)
 
 
+def goals_section(R, out):
+    """The issue's goals, each checked against this run's medians."""
+    rows = []
+
+    def add(goal, measured, ok):
+        rows.append(f"| {goal} | {measured} | {'met' if ok else '**missed**' if ok is not None else '—'} |")
+
+    ops = [("set_ops", "SET"), ("get_ops", "GET"), ("enumerate_ops", "ENUMERATE"), ("delete_ops", "DELETE")]
+    kvp = R.params("kvp")
+    for pool in ("0", "1"):
+        small, big = f"10 keys, pool {pool}", f"10000 keys, pool {pool}"
+        if small in kvp and big in kvp:
+            flat = []
+            for m, n in ops:
+                a, b = R.get("kvp", "hvguestd", small, m), R.get("kvp", "hvguestd", big, m)
+                if a and b:
+                    flat.append((n, b[1] / a[1]))
+            ca, cb = R.get("kvp", "hvguestd", small, "cpu_s_per_10k"), R.get("kvp", "hvguestd", big, "cpu_s_per_10k")
+            if ca and cb:
+                # CPU per request is the robust measure on a shared machine; throughput is shown too.
+                add(f"KVP per-op cost flat in pool size (pool {pool}: daemon CPU per request at 10,000 keys ÷ at 10 keys ≤ 1.5)",
+                    f"{cb[1] / ca[1]:.2f} (ops/s ratios: " + ", ".join(f"{n} {r:.2f}" for n, r in flat) + ")",
+                    cb[1] / ca[1] <= 1.5)
+        if big in kvp:
+            rs = [(n, ratio(R.get("kvp", "hvguestd", big, m), R.get("kvp", "reference", big, m))) for m, n in ops]
+            rs = [(n, r) for n, r in rs if r is not None]
+            if rs:
+                add(f"KVP ≥ 100× the reference at 10,000 keys (pool {pool})", ", ".join(f"{n} {fmt_ratio(r)}" for n, r in rs),
+                    min(r for _, r in rs) >= 100)
+        worst = None
+        for p in kvp:
+            if not p.endswith(f"pool {pool}"):
+                continue
+            for m, n in ops:
+                r = ratio(R.get("kvp", "hvguestd", p, m), R.get("kvp", "null", p, m))
+                if r is not None and (worst is None or r < worst[0]):
+                    worst = (r, f"{n} at {p.split(' keys')[0]} keys")
+        if worst:
+            add(f"KVP within 2× of the null responder at every size (pool {pool}; worst hvguestd/null)",
+                f"{worst[0]:.2f} ({worst[1]})", worst[0] >= 0.5)
+    for p in R.params("fcopy"):
+        h, n = R.get("fcopy", "hvguestd", p, "throughput"), R.get("fcopy", "null", p, "throughput")
+        ch, cr = R.get("fcopy", "hvguestd", p, "cpu_s_per_gib"), R.get("fcopy", "reference", p, "cpu_s_per_gib")
+        if h and n:
+            add(f"file copy ≥ 95 % of the ceiling ({p}, char device)", f"{h[1] / n[1] * 100:.0f} %", h[1] / n[1] >= 0.95)
+        if ch and cr:
+            add(f"file copy CPU per GiB ≤ the reference ({p})", f"{ch[1]:.2f} vs {cr[1]:.2f} s/GiB", ch[1] <= cr[1])
+    for p in R.params("vss"):
+        f, h, r = (R.get("vss", d, p, "freeze_window_ms") for d in ("floor", "hvguestd", "reference"))
+        if f and h:
+            add(f"VSS median freeze window ≤ floor + 0.2 ms ({p})", f"{h[1]:.3f} vs {f[1]:.3f} + 0.2 ms", h[1] <= f[1] + 0.2)
+        if h and r:
+            add(f"VSS median freeze window ≤ the reference's ({p})", f"{h[1]:.3f} vs {r[1]:.3f} ms", h[1] <= r[1])
+    for p in R.params("startup"):
+        rss = R.get("startup", "hvguestd", p, "idle_rss_kib")
+        if rss:
+            add(f"hvguestd idle RSS ≤ 8 MiB ({p})", f"{rss[1] / 1024:.2f} MiB", rss[1] / 1024 <= 8)
+    for p in kvp:
+        if p.startswith("10000 keys"):
+            peak = R.get("kvp", "hvguestd", p, "peak_rss_kib")
+            if peak:
+                add(f"hvguestd RSS ≤ 12 MiB at 10,000 keys ({p})", f"{peak[2] / 1024:.2f} MiB", peak[2] / 1024 <= 12)
+    if rows:
+        out.append("## Goals (issue 8), checked against this run\n")
+        out.append("| goal | measured (medians) | |")
+        out.append("|---|---|---|")
+        out += rows
+        out.append("")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("results")
     ap.add_argument("outdir")
-    for k in ("machine", "date", "commit", "command", "reference", "cpu", "reps", "quick"):
+    for k in ("machine", "date", "commit", "command", "reference", "cpu", "reps", "quick", "load"):
         ap.add_argument("--" + k, default="")
     a = ap.parse_args()
     R = Results(load(a.results))
@@ -255,12 +325,15 @@ def main():
            "and at the end of this file).\n",
            f"- Machine: {a.machine}",
            f"- Date: {a.date}",
+           f"- Load average (1 min) at start / end: {a.load} — the machine was shared with other jobs; "
+           "repetitions are interleaved so that this hits every contender alike, but min–max spreads are wide",
            f"- Commit: {a.commit}",
            f"- Command: `{a.command}`" + ("  (HVBENCH_QUICK=1: reduced sizes)" if a.quick == "1" else ""),
            f"- Reference: {a.reference} (Debian), through `bench/shim/vmbus_shim.c` (LD_PRELOAD)",
            f"- Pinning: the emulator, the driver and the daemon under test all on CPU {a.cpu} (`taskset -c {a.cpu}`)",
            f"- Repetitions: {a.reps} per measurement; cells are median (min–max)\n"]
     charts = []
+    goals_section(R, out)
     kvp_section(R, out, charts)
     fcopy_section(R, out, charts)
     vss_section(R, out, charts)
