@@ -78,7 +78,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "HVSystemTests", dependencies: ["HVSystem"], swiftSettings: strict),
         .testTarget(name: "HVKVPTests", dependencies: ["HVKVP", "HVTesting"], swiftSettings: strict),
-        .testTarget(name: "HVFileCopyTests", dependencies: ["HVFileCopy", "HVTesting"], swiftSettings: strict),
+        .testTarget(name: "HVFileCopyTests", dependencies: ["HVFileCopy", "HVTesting", "HVDaemon"], swiftSettings: strict),
         .testTarget(name: "HVVSSTests", dependencies: ["HVVSS", "HVTesting"], swiftSettings: strict),
         .testTarget(
             name: "HVDaemonTests", dependencies: ["HVDaemon", "HVEmulator", "HVTesting", "HVTransport"],

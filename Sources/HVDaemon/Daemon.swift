@@ -47,7 +47,7 @@ public final class Daemon: @unchecked Sendable {
     public let configuration: DaemonConfiguration
     public let status = StatusBoard()
     private let logger: Logger
-    private var runners: [RelayChannelRunner] = []
+    private var runners: [any ServiceRunner] = []
     private var watchdog: WatchdogPinger?
     /// Overrides for tests: the channel runner's timing.
     public var runnerSettings = RelayChannelRunner.Settings()
@@ -70,7 +70,9 @@ public final class Daemon: @unchecked Sendable {
     func selectedServices() -> [ServiceName] {
         if !options.services.isEmpty { return relayServices.filter(options.services.contains) + options.services.filter { !relayServices.contains($0) } }
         let env = environment
-        let present = relayServices.filter { fileKind(env.devicePath("dev/vmbus/hv_\($0.rawValue)")) != .missing }
+        let present = relayServices.filter {
+            fileKind(env.devicePath("dev/vmbus/hv_\($0.rawValue)")) != .missing || ($0 == .fcopy && fileCopyRingExists(env))
+        }
         if present.isEmpty {
             logger.notice("no Hyper-V relay device found under \(options.deviceRoot); waiting for any to appear")
             return relayServices
@@ -113,11 +115,16 @@ public final class Daemon: @unchecked Sendable {
         recoverFrozenFilesystems()
         let env = environment
         for name in selectedServices() {
-            guard let service = try makeService(name, environment: env) else {
-                logger.warning("service \(name.rawValue) is not available in this build; skipping")
-                continue
+            let runner: any ServiceRunner
+            if name == .fcopy {
+                runner = try makeFileCopyRunner(environment: env)
+            } else {
+                guard let service = try makeService(name, environment: env) else {
+                    logger.warning("service \(name.rawValue) is not available in this build; skipping")
+                    continue
+                }
+                runner = try RelayChannelRunner(service: service, environment: env, status: status, settings: runnerSettings)
             }
-            let runner = try RelayChannelRunner(service: service, environment: env, status: status, settings: runnerSettings)
             try runner.start()
             runners.append(runner)
         }
@@ -126,7 +133,7 @@ public final class Daemon: @unchecked Sendable {
             // Healthy unless a request has been running far longer than the kernel would wait
             // (FREEZE may legitimately take up to 900 s plus hooks).
             watched.allSatisfy { r in
-                let limit: UInt64 = r.service.name == .vss ? 1_000 : 120
+                let limit: UInt64 = r.serviceName == .vss ? 1_000 : 120
                 return (r.busyNanoseconds() ?? 0) < limit * 1_000_000_000
             }
         }

@@ -1,3 +1,4 @@
+import Glibc
 import HVSystem
 import HVWire
 
@@ -17,13 +18,24 @@ public final class EmulatedHost: Sendable {
     public let fcopy: FileCopyHost
     private let log: Locked<[HostEvent]>
 
+    /// How the host reaches the guest's file-copy service.
+    public enum FileCopyTransport: String, Sendable, CaseIterable {
+        /// `dev/vmbus/hv_fcopy` (kernels ≤ 6.9).
+        case relay
+        /// The fcopy VMBus channel through uio_hv_generic at `dev/uio0` (kernels ≥ 6.10).
+        case uio
+    }
+
     /// - Parameters:
     ///   - devices: which relay devices to create (all three by default).
+    ///   - fileCopyTransport: `.uio` serves file copy on the ring at `dev/uio0` instead of the
+    ///     relay device (when `devices` contains `.fcopy`); `host.fcopy` works the same.
     ///   - logEvents: keep the bounded `events` log; benchmarks turn it off so the emulator's
     ///     own bookkeeping does not lower the ceiling it measures against.
     ///   - onEvent: called on the device threads for every event (the CLI prints them).
     public init(root: String, devices: Set<RelayKind> = Set(RelayKind.allCases), timeouts: KernelTimeouts = .kernel,
-                logEvents: Bool = true, onEvent: @escaping @Sendable (HostEvent) -> Void = { _ in }) throws(SystemError) {
+                fileCopyTransport: FileCopyTransport = .relay, logEvents: Bool = true,
+                onEvent: @escaping @Sendable (HostEvent) -> Void = { _ in }) throws(SystemError) {
         self.root = root
         let log = Locked<[HostEvent]>([])
         self.log = log
@@ -39,17 +51,35 @@ public final class EmulatedHost: Sendable {
         }
         kvp = KVPHost(device: try make(.kvp))
         vss = VSSHost(device: try make(.vss), freezeTimeout: timeouts.freeze)
-        fcopy = FileCopyHost(device: try make(.fcopy))
+        if fileCopyTransport == .uio && devices.contains(.fcopy) {
+            do {
+                fcopy = FileCopyHost(device: nil, uio: try FileCopyUIOHost(deviceRoot: root, timeout: timeouts.request))
+            } catch {
+                if case .system(let e) = error { throw e }
+                throw SystemError("create the fcopy UIO device under \(root): \(error)", errno: EIO)
+            }
+        } else {
+            fcopy = FileCopyHost(device: try make(.fcopy))
+        }
     }
 
     public var devices: [RelayDeviceEmulator] { [kvp.optionalDevice, vss.optionalDevice, fcopy.optionalDevice].compactMap { $0 } }
 
     public func start() throws(SystemError) {
         for d in devices { try d.start() }
+        if let uio = fcopy.uio {
+            // Like the kernel: the guest's open connects the channel and the host negotiates
+            // at once, whether or not a copy is pending.
+            do { try uio.channel.startAcceptingInBackground(timeoutMilliseconds: 5_000) } catch {
+                if case .system(let e) = error { throw e }
+                throw SystemError("start the fcopy UIO device: \(error)", errno: EIO)
+            }
+        }
     }
 
     public func stop() {
         for d in devices { d.stop() }
+        fcopy.uio?.channel.close()
     }
 
     /// Everything observed so far (bounded).
@@ -58,6 +88,7 @@ public final class EmulatedHost: Sendable {
     /// Waits until every device has a registered daemon.
     public func waitForAllRegistered(timeout: Duration = .seconds(10)) async -> Bool {
         for d in devices where !(await d.waitForRegistration(timeout: timeout)) { return false }
+        if let uio = fcopy.uio { return await uio.waitUntilReady(timeout: timeout) }
         return true
     }
 }

@@ -36,7 +36,17 @@ public enum HostCommands {
             let lines = host.devices.map { d in
                 "\(d.kind): \(d.isRegistered ? "registered" : d.isConnected ? "connected, not registered" : "no daemon") (registrations: \(d.registrationCount))"
             }
-            return Output(ok: true, text: lines.joined(separator: "\n"))
+            var uioLines: [String] = []
+            if let c = host.fcopy.uio?.channel {
+                let state: String
+                if let v = c.negotiatedVersions {
+                    state = "negotiated \(v.framework)/\(v.message)"
+                } else {
+                    state = c.isGuestConnected ? "connected, not negotiated" : "no daemon"
+                }
+                uioLines.append("fcopy (uio \(c.devicePath)): \(state) (connections: \(c.connectionCount))")
+            }
+            return Output(ok: true, text: (lines + uioLines).joined(separator: "\n"))
         case ("kvp-set", 3):
             guard let p = pool(rest[0]) else { return badPool(rest[0]) }
             return result(await host.kvp.set(pool: p, key: rest[1], value: rest[2]))

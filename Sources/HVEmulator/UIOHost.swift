@@ -299,6 +299,12 @@ public final class UIOHost: @unchecked Sendable {
         s.negotiated = nil
     }
 
+    /// Fault injection: closes the guest's connection, as a rescind or the host closing the
+    /// channel looks to the guest. A background acceptor takes the guest's reconnect.
+    public func dropGuest() {
+        state.withLock { drop(&$0) }
+    }
+
     // MARK: Requests
 
     /// Negotiates the IC versions with the guest (the host does this first on every channel

@@ -108,12 +108,13 @@ public final class UIOChannel: @unchecked Sendable {
     /// Blocks until the host signals, `stop` becomes readable (it is left signalled so every
     /// loop sharing it sees it), or the timeout (< 0: none) passes.
     public func waitForInterrupt(stop: EventFD?, timeoutMilliseconds: Int32 = -1) throws(UIOChannelError) -> UIOWakeReason {
-        var fds: [(fd: Int32, events: PollEvents)] = [(descriptor.fd, .readable)]
-        if let stop { fds.append((stop.fd, .readable)) }
-        let ready: [PollEvents]
-        do { ready = try poll(fds, timeoutMilliseconds: timeoutMilliseconds) } catch { throw .system(error) }
-        if ready.count > 1 && !ready[1].isEmpty { return .stopped }
-        let events = ready[0]
+        // pollPair: no arrays, because this runs once per host interrupt (per file fragment).
+        let events: PollEvents
+        do {
+            let (device, stopEvents) = try pollPair(descriptor.fd, stop?.fd, timeoutMilliseconds: timeoutMilliseconds)
+            if !stopEvents.isEmpty { return .stopped }
+            events = device
+        } catch { throw .system(error) }
         if events.isEmpty { return .timedOut }
         if events.contains(.invalid) { throw .disconnected }
         if !isSocket && events.contains(.error) { throw .disconnected }  // rescinded

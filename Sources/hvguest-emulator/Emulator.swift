@@ -28,10 +28,16 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Device root to create (hvguestd --device-root DIR).") var root: String
     @Option(help: "Kernel request timeout in seconds (the kernel's is 30).") var requestTimeout: Int = 30
     @Option(help: "Kernel FREEZE timeout in seconds (the kernel's is 900).") var freezeTimeout: Int = 900
+    @Option(help: "File copy over the kernel relay (hv_fcopy, kernels ≤ 6.9) or the VMBus ring at dev/uio0 (uio, ≥ 6.10): relay | uio.")
+    var fcopyTransport: String = "relay"
 
     func run() async throws {
+        guard let transport = EmulatedHost.FileCopyTransport(rawValue: fcopyTransport) else {
+            throw ValidationError("--fcopy-transport must be relay or uio, not \(fcopyTransport)")
+        }
         try makeDirectories(root)
         let host = try EmulatedHost(root: root, timeouts: KernelTimeouts(request: .seconds(requestTimeout), freeze: .seconds(freezeTimeout)),
+                                    fileCopyTransport: transport,
                                     onEvent: { event in
                                         // One line per 6 KiB fragment would drown the rest.
                                         if case .answered(_, "WRITE_TO_FILE", .ok, _, _) = event { return }
@@ -40,6 +46,9 @@ struct Serve: AsyncParsableCommand {
         let control = try EmulatorControl(host: host)
         try host.start()
         try control.start()
+        if let uio = host.fcopy.uio {
+            say("[host] fcopy: VMBus ring device ready at \(uio.channel.devicePath) (uio_hv_generic stand-in)")
+        }
         say("[host] serving \(root); run: hvguestd --device-root \(root) --state-dir \(root)/state")
         // Wait for SIGINT/SIGTERM without a busy loop.
         var set = sigset_t()
