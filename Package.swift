@@ -66,7 +66,10 @@ let package = Package(
             dependencies: ["HVDaemon", "HVKVP", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
         // Benchmark driver (bench/run): the emulated host against hvguestd or a reference daemon.
-        .executableTarget(name: "hvguest-bench", dependencies: ["HVEmulator", "HVSystem", "HVWire"], swiftSettings: strict),
+        .executableTarget(
+            name: "hvguest-bench",
+            dependencies: ["HVEmulator", "HVSystem", "HVWire", "HVServiceKit", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
         .executableTarget(
             name: "hvguest-emulator",
             dependencies: ["HVEmulator", .product(name: "ArgumentParser", package: "swift-argument-parser")],

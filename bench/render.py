@@ -138,7 +138,8 @@ def fcopy_section(R, out, charts):
     params = R.params("fcopy")
     if not params:
         return
-    out.append("## File copy (MB/s = 10^6 bytes/s over the whole job; char device relay)\n")
+    out.append("## File copy (MB/s = 10^6 bytes/s over the whole job; char device relay, and the UIO ring where marked — "
+               "there the null responder is the null-sink ceiling of our own ring runner, and no reference daemon exists)\n")
     out.append("| copy | hvguestd | reference | null responder (ceiling) | hvguestd / reference | hvguestd / ceiling | "
                "CPU s/GiB hvguestd | CPU s/GiB reference |")
     out.append("|---|---|---|---|---|---|---|---|")
@@ -286,7 +287,8 @@ def goals_section(R, out):
         h, n = R.get("fcopy", "hvguestd", p, "throughput"), R.get("fcopy", "null", p, "throughput")
         ch, cr = R.get("fcopy", "hvguestd", p, "cpu_s_per_gib"), R.get("fcopy", "reference", p, "cpu_s_per_gib")
         if h and n:
-            add(f"file copy ≥ 95 % of the ceiling ({p}, char device)", f"{h[1] / n[1] * 100:.0f} %", h[1] / n[1] >= 0.95)
+            transport = "" if p.endswith("UIO") else ", char device"
+            add(f"file copy ≥ 95 % of the ceiling ({p}{transport})", f"{h[1] / n[1] * 100:.0f} %", h[1] / n[1] >= 0.95)
         if ch and cr:
             add(f"file copy CPU per GiB ≤ the reference ({p})", f"{ch[1]:.2f} vs {cr[1]:.2f} s/GiB", ch[1] <= cr[1])
     for p in R.params("vss"):

@@ -26,12 +26,17 @@ struct Bench {
     }
 
     static func run(_ o: BenchOptions) async throws {
+        if o.scenario == "null-uio" {
+            try NullUIOResponder.run(root: o.root)
+            return
+        }
         if o.scenario == "vss" && o.command.isEmpty {
             try VSSFloor.measure(o)
             return
         }
         let registered = Locked<[RelayKind: UInt64]>([:])
-        let host = try EmulatedHost(root: o.root, devices: o.devices, logEvents: o.logEvents) { event in
+        let host = try EmulatedHost(root: o.root, devices: o.devices, fileCopyTransport: o.fileCopyOverUIO ? .uio : .relay,
+                                    logEvents: o.logEvents) { event in
             if case .registered(let kind, _) = event {
                 let now = monotonicNanoseconds()
                 registered.withLock { if $0[kind] == nil { $0[kind] = now } }
@@ -43,6 +48,13 @@ struct Bench {
 
         let daemon = try DaemonUnderTest(o)
         defer { daemon.stop() }
+        if let uio = host.fcopy.uio {
+            guard await uio.waitUntilReady(timeout: .seconds(20)) else {
+                throw BenchError("\(o.label) did not open and negotiate the fcopy UIO channel within 20 s")
+            }
+            let now = monotonicNanoseconds()
+            registered.withLock { $0[.fcopy] = now }
+        }
         guard await host.waitForAllRegistered(timeout: .seconds(20)) else {
             throw BenchError("\(o.label) did not register on \(o.devices.map(\.rawValue).sorted()) within 20 s")
         }

@@ -18,6 +18,8 @@ struct BenchOptions {
     /// How long the daemon gets to exit after SIGTERM (profilers need longer to write out).
     var stopGraceMilliseconds = 5_000
     // fcopy
+    /// Serve file copy on the UIO ring (`dev/uio0`) instead of the relay device.
+    var fileCopyOverUIO = false
     var sizeBytes = 0
     var destination = ""
     // vss
@@ -61,6 +63,7 @@ struct BenchOptions {
             case "--no-event-log": o.logEvents = false
             case "--stop-grace-ms": o.stopGraceMilliseconds = try int()
             case "--size": o.sizeBytes = try int()
+            case "--uio": o.fileCopyOverUIO = true
             case "--dest": o.destination = try value()
             case "--mounts": o.mounts = try value().split(separator: ",").map(String.init)
             case "--keys": o.keys = try int()
@@ -78,6 +81,7 @@ struct BenchOptions {
             i += 1
         }
         if o.root.isEmpty && !(o.scenario == "vss" && o.command.isEmpty) { throw BenchError("--root is required") }
+        if o.scenario == "null-uio" { return o }
         if o.devices.isEmpty {
             switch o.scenario {
             case "fcopy": o.devices = [.fcopy]
