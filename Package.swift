@@ -41,12 +41,16 @@ let package = Package(
         .target(name: "HVKVP", dependencies: ["HVServiceKit"], swiftSettings: strict),
         .target(name: "HVFileCopy", dependencies: ["HVServiceKit"], swiftSettings: strict),
         .target(name: "HVVSS", dependencies: ["HVServiceKit"], swiftSettings: strict),
+        .target(name: "HVShutdown", dependencies: ["HVServiceKit"], swiftSettings: strict),
+        .target(name: "HVTimeSync", dependencies: ["HVServiceKit"], swiftSettings: strict),
+        .target(name: "HVHeartbeat", dependencies: ["HVServiceKit"], swiftSettings: strict),
 
         // Composition.
         .target(
             name: "HVDaemon",
             dependencies: [
                 "HVServiceKit", "HVKVP", "HVFileCopy", "HVVSS",
+                "HVShutdown", "HVTimeSync", "HVHeartbeat",
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -83,6 +87,12 @@ let package = Package(
         .testTarget(name: "HVKVPTests", dependencies: ["HVKVP", "HVTesting"], swiftSettings: strict),
         .testTarget(name: "HVFileCopyTests", dependencies: ["HVFileCopy", "HVTesting", "HVDaemon"], swiftSettings: strict),
         .testTarget(name: "HVVSSTests", dependencies: ["HVVSS", "HVTesting"], swiftSettings: strict),
+        .testTarget(
+            name: "HVICTests",
+            dependencies: [
+                "HVShutdown", "HVTimeSync", "HVHeartbeat", "HVDaemon", "HVEmulator", "HVTesting", "HVTransport", "HVWire", "HVSystem",
+            ],
+            swiftSettings: strict),
         .testTarget(
             name: "HVDaemonTests", dependencies: ["HVDaemon", "HVEmulator", "HVTesting", "HVTransport"],
             swiftSettings: strict),
