@@ -69,6 +69,11 @@ let package = Package(
             name: "hvguestctl",
             dependencies: ["HVDaemon", "HVKVP", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
+        // Benchmark driver (bench/run): the emulated host against hvguestd or a reference daemon.
+        .executableTarget(
+            name: "hvguest-bench",
+            dependencies: ["HVEmulator", "HVSystem", "HVWire", "HVServiceKit", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
         .executableTarget(
             name: "hvguest-emulator",
             dependencies: ["HVEmulator", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -35,18 +35,20 @@ public final class EmulatedHost: Sendable {
     ///   - ics: which util ICs to serve as UIO devices (shutdown uio1, timesync uio2, heartbeat uio3).
     ///   - fileCopyTransport: `.uio` serves file copy on the ring at `dev/uio0` instead of the
     ///     relay device (when `devices` contains `.fcopy`); `host.fcopy` works the same.
+    ///   - logEvents: keep the bounded `events` log; benchmarks turn it off so the emulator's
+    ///     own bookkeeping does not lower the ceiling it measures against.
     ///   - onEvent: called on the device threads for every event (the CLI prints them).
     public init(root: String, devices: Set<RelayKind> = Set(RelayKind.allCases), ics: Set<ICKind> = [],
-                timeouts: KernelTimeouts = .kernel, fileCopyTransport: FileCopyTransport = .relay,
+                timeouts: KernelTimeouts = .kernel, fileCopyTransport: FileCopyTransport = .relay, logEvents: Bool = true,
                 onEvent: @escaping @Sendable (HostEvent) -> Void = { _ in }) throws(SystemError) {
         self.root = root
         let log = Locked<[HostEvent]>([])
         self.log = log
         let sink: @Sendable (HostEvent) -> Void = { e in
-            log.withLock {
+            if logEvents { log.withLock {
                 if $0.count >= 100_000 { $0.removeFirst($0.count / 2) }
                 $0.append(e)
-            }
+            } }
             onEvent(e)
         }
         func make(_ k: RelayKind) throws(SystemError) -> RelayDeviceEmulator? {
