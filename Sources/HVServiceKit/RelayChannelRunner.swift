@@ -206,16 +206,18 @@ public final class RelayChannelRunner: @unchecked Sendable {
     }
 
     private func record(_ reply: RelayReply, micros: UInt64) {
+        // HV_S_CONT is KVP's normal "no more items" answer (every enumeration ends with it, and a
+        // GET of a missing key): routine, not a failure.
+        let routine = reply.status.isSuccess || reply.status == .noMoreItems
         status.update(service.name) {
             $0.requests += 1
-            if !reply.status.isSuccess { $0.failures += 1 }
+            if !routine { $0.failures += 1 }
             $0.lastRequest = LastRequest(operation: reply.operation, status: reply.status, detail: reply.detail,
                                          durationMicroseconds: micros, answeredAt: time(nil))
         }
         // Successful requests are routine (debug); failures are worth a notice. Build the log
         // line only when it will be written: formatting it for every request was half of the
         // daemon's CPU during a file copy (callgrind, bench/RESULTS.md).
-        let routine = reply.status.isSuccess || reply.status == .noMoreItems
         let l = logger
         guard l.logLevel <= (routine ? .debug : .notice) else { return }
         var meta: Logger.Metadata = [
