@@ -41,12 +41,16 @@ let package = Package(
         .target(name: "HVKVP", dependencies: ["HVServiceKit"], swiftSettings: strict),
         .target(name: "HVFileCopy", dependencies: ["HVServiceKit"], swiftSettings: strict),
         .target(name: "HVVSS", dependencies: ["HVServiceKit"], swiftSettings: strict),
+        .target(name: "HVShutdown", dependencies: ["HVServiceKit"], swiftSettings: strict),
+        .target(name: "HVTimeSync", dependencies: ["HVServiceKit"], swiftSettings: strict),
+        .target(name: "HVHeartbeat", dependencies: ["HVServiceKit"], swiftSettings: strict),
 
         // Composition.
         .target(
             name: "HVDaemon",
             dependencies: [
                 "HVServiceKit", "HVKVP", "HVFileCopy", "HVVSS",
+                "HVShutdown", "HVTimeSync", "HVHeartbeat",
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -72,6 +76,11 @@ let package = Package(
             name: "hvguestctl",
             dependencies: ["HVDaemon", "HVKVP", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
+        // Benchmark driver (bench/run): the emulated host against hvguestd or a reference daemon.
+        .executableTarget(
+            name: "hvguest-bench",
+            dependencies: ["HVEmulator", "HVSystem", "HVWire", "HVServiceKit", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
         .executableTarget(
             name: "hvguest-emulator",
             dependencies: ["HVEmulator", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -89,6 +98,12 @@ let package = Package(
             name: "HVReliabilityTests",
             dependencies: ["HVDaemon", "HVEmulator", "HVTesting", "HVVSS", "HVFileCopy", "HVKVP", "HVWire", "HVTransport", "HVSystem",
                            "HVServiceKit", "HVFuzzBodies"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "HVICTests",
+            dependencies: [
+                "HVShutdown", "HVTimeSync", "HVHeartbeat", "HVDaemon", "HVEmulator", "HVTesting", "HVTransport", "HVWire", "HVSystem",
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "HVDaemonTests", dependencies: ["HVDaemon", "HVEmulator", "HVTesting", "HVTransport"],

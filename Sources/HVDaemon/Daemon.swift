@@ -46,9 +46,16 @@ public final class Daemon: @unchecked Sendable {
     public let options: DaemonOptions
     public let configuration: DaemonConfiguration
     public let status = StatusBoard()
-    private let logger: Logger
-    private var runners: [any ServiceRunner] = []
+    let logger: Logger
+    var runners: [any ServiceRunner] = []
     private var watchdog: WatchdogPinger?
+    /// Shutdown, time sync and heartbeat: userspace channels or kernel-mode companions.
+    let integrationComponents = IntegrationComponents()
+    private var statusServer: StatusServer?
+    /// Services that add their own facts to `hvguestctl status`.
+    let statusReporters = Locked<[ServiceName: any ServiceStatusReporting]>([:])
+    /// CLOCK_REALTIME seconds when `start()` ran (status).
+    var startedAt = 0
     /// Overrides for tests: the channel runner's timing.
     public var runnerSettings = RelayChannelRunner.Settings()
 
@@ -111,10 +118,15 @@ public final class Daemon: @unchecked Sendable {
 
     /// Starts every selected service on its own thread.
     public func start() throws {
+        startedAt = time(nil)
         try makeDirectories(options.resolvedRuntimeDirectory)
-        recoverFrozenFilesystems()
+        let selected = selectedServices()
+        // Only the daemon that runs VSS owns the frozen record: the units share /run/hvguest,
+        // and another unit's daemon must never thaw a freeze that is in progress.
+        if selected.contains(.vss) { recoverFrozenFilesystems() }
         let env = environment
-        for name in selectedServices() {
+        startIntegrationComponents(environment: env)
+        for name in selected where relayServices.contains(name) {
             let runner: any ServiceRunner
             if name == .fcopy {
                 runner = try makeFileCopyRunner(environment: env)
@@ -123,11 +135,13 @@ public final class Daemon: @unchecked Sendable {
                     logger.warning("service \(name.rawValue) is not available in this build; skipping")
                     continue
                 }
+                if let reporter = service as? any ServiceStatusReporting { statusReporters.withLock { $0[name] = reporter } }
                 runner = try RelayChannelRunner(service: service, environment: env, status: status, settings: runnerSettings)
             }
             try runner.start()
             runners.append(runner)
         }
+        statusServer = startStatusServer()
         let watched = runners
         watchdog = try WatchdogPinger.startIfRequested(settings: configuration.settings) {
             // Healthy unless a request has been running far longer than the kernel would wait
@@ -143,8 +157,11 @@ public final class Daemon: @unchecked Sendable {
     public func stop() {
         watchdog?.stop()
         watchdog = nil
+        statusServer?.stop()
+        statusServer = nil
         for r in runners.reversed() { r.stop() }
         runners = []
+        integrationComponents.stopAll()
     }
 
     /// One line for systemd's STATUS=.

@@ -1,6 +1,9 @@
 import HVFileCopy
+import HVHeartbeat
 import HVKVP
 import HVServiceKit
+import HVShutdown
+import HVTimeSync
 import HVVSS
 
 /// The whole configuration, validated: every section is parsed up front so a bad value stops
@@ -11,17 +14,12 @@ public struct DaemonConfiguration: Sendable {
     public var kvp: KVPConfiguration
     public var vss: VSSConfiguration
     public var fcopy: FileCopyConfiguration
+    public var shutdown: ShutdownConfiguration
+    public var timeSync: TimeSyncConfiguration
+    public var heartbeat: HeartbeatConfiguration
 
     /// Sections hvguestd understands (`daemon` and `log` are always known).
     public static let knownSections: Set<String> = ["kvp", "vss", "fcopy", "shutdown", "timesync", "heartbeat"]
-
-    /// Keys of the sections whose services have not landed yet: accepted so configuration
-    /// written for them does not break the daemon.
-    static let reservedKeys: [String: Set<String>] = [
-        "shutdown": ["mode", "hooks_directory", "hook_timeout_seconds"],
-        "timesync": ["mode"],
-        "heartbeat": ["mode"],
-    ]
 
     public init(document: ConfigDocument, configDirectory: String) throws(ConfigError) {
         self.document = document
@@ -29,11 +27,9 @@ public struct DaemonConfiguration: Sendable {
         kvp = try KVPConfiguration(section: document.section("kvp"))
         vss = try VSSConfiguration(section: document.section("vss"), configDirectory: configDirectory)
         fcopy = try FileCopyConfiguration(section: document.section("fcopy"))
-        for (name, keys) in Self.reservedKeys {
-            let s = document.section(name)
-            try s.checkKnownKeys(keys)
-            _ = try s.choice("mode", allowed: ["kernel", "userspace"], default: "kernel")
-        }
+        shutdown = try ShutdownConfiguration(section: document.section("shutdown"), configDirectory: configDirectory)
+        timeSync = try TimeSyncConfiguration(section: document.section("timesync"))
+        heartbeat = try HeartbeatConfiguration(section: document.section("heartbeat"))
     }
 
     /// Loads `options`' configuration file and drop-ins and validates everything.

@@ -15,6 +15,7 @@ extension Daemon {
         // A copy interrupted by a crash left a hidden temporary file; remove it before the
         // host can start a new copy (never a partial file at the destination).
         _ = engine.cleanStaleTemporaries()
+        statusReporters.withLock { $0[.fcopy] = engine }
         let relaySettings = runnerSettings
         let board = status
         let relayPath = env.devicePath(FileCopyService(engine: engine).devicePath)

@@ -16,6 +16,10 @@ public final class EmulatedHost: Sendable {
     public let kvp: KVPHost
     public let vss: VSSHost
     public let fcopy: FileCopyHost
+    /// The util ICs served through fake UIO devices (nil unless requested with `ics:`).
+    public let shutdown: ShutdownHost?
+    public let timeSync: TimeSyncHost?
+    public let heartbeat: HeartbeatHost?
     private let log: Locked<[HostEvent]>
 
     /// How the host reaches the guest's file-copy service.
@@ -28,20 +32,23 @@ public final class EmulatedHost: Sendable {
 
     /// - Parameters:
     ///   - devices: which relay devices to create (all three by default).
+    ///   - ics: which util ICs to serve as UIO devices (shutdown uio1, timesync uio2, heartbeat uio3).
     ///   - fileCopyTransport: `.uio` serves file copy on the ring at `dev/uio0` instead of the
     ///     relay device (when `devices` contains `.fcopy`); `host.fcopy` works the same.
+    ///   - logEvents: keep the bounded `events` log; benchmarks turn it off so the emulator's
+    ///     own bookkeeping does not lower the ceiling it measures against.
     ///   - onEvent: called on the device threads for every event (the CLI prints them).
-    public init(root: String, devices: Set<RelayKind> = Set(RelayKind.allCases), timeouts: KernelTimeouts = .kernel,
-                fileCopyTransport: FileCopyTransport = .relay,
+    public init(root: String, devices: Set<RelayKind> = Set(RelayKind.allCases), ics: Set<ICKind> = [],
+                timeouts: KernelTimeouts = .kernel, fileCopyTransport: FileCopyTransport = .relay, logEvents: Bool = true,
                 onEvent: @escaping @Sendable (HostEvent) -> Void = { _ in }) throws(SystemError) {
         self.root = root
         let log = Locked<[HostEvent]>([])
         self.log = log
         let sink: @Sendable (HostEvent) -> Void = { e in
-            log.withLock {
+            if logEvents { log.withLock {
                 if $0.count >= 100_000 { $0.removeFirst($0.count / 2) }
                 $0.append(e)
-            }
+            } }
             onEvent(e)
         }
         func make(_ k: RelayKind) throws(SystemError) -> RelayDeviceEmulator? {
@@ -59,7 +66,18 @@ public final class EmulatedHost: Sendable {
         } else {
             fcopy = FileCopyHost(device: try make(.fcopy))
         }
+        do {
+            shutdown = ics.contains(.shutdown) ? try ShutdownHost(deviceRoot: root) : nil
+            timeSync = ics.contains(.timesync) ? try TimeSyncHost(deviceRoot: root) : nil
+            heartbeat = ics.contains(.heartbeat) ? try HeartbeatHost(deviceRoot: root) : nil
+        } catch {
+            if case .system(let e) = error { throw e }
+            throw SystemError("create the IC UIO devices under \(root): \(error)", errno: EIO)
+        }
     }
+
+    /// The IC hosts that exist.
+    public var icHosts: [ICHost] { [shutdown as ICHost?, timeSync, heartbeat].compactMap { $0 } }
 
     public var devices: [RelayDeviceEmulator] { [kvp.optionalDevice, vss.optionalDevice, fcopy.optionalDevice].compactMap { $0 } }
 
@@ -73,11 +91,18 @@ public final class EmulatedHost: Sendable {
                 throw SystemError("start the fcopy UIO device: \(error)", errno: EIO)
             }
         }
+        for ic in icHosts {
+            do { try ic.uio.startAcceptingInBackground() } catch {
+                if case .system(let e) = error { throw e }
+                throw SystemError("start the \(ic.kind) UIO device: \(error)", errno: EIO)
+            }
+        }
     }
 
     public func stop() {
         for d in devices { d.stop() }
         fcopy.uio?.channel.close()
+        for ic in icHosts { ic.close() }
     }
 
     /// Everything observed so far (bounded).

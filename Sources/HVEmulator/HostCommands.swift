@@ -23,6 +23,9 @@ public enum HostCommands {
         vss-freeze | vss-thaw | vss-hot-backup
         vss-backup [HOLD_MS]            freeze, hold, thaw
         copy-file SRC DEST [--overwrite] [--create-full-path]
+        shutdown [--force] [--reboot] [--hibernate] [--reason N] [--message TEXT]
+        time-sample --offset-ms X [--sync] [--age-seconds S]
+        heartbeat [COUNT]
         """
 
     /// Runs one command against `host`.
@@ -46,7 +49,10 @@ public enum HostCommands {
                 }
                 uioLines.append("fcopy (uio \(c.devicePath)): \(state) (connections: \(c.connectionCount))")
             }
+            uioLines += host.icHosts.map { ic in "\(ic.kind): \(ic.componentStatus)" }
             return Output(ok: true, text: (lines + uioLines).joined(separator: "\n"))
+        case ("shutdown", _), ("time-sample", _), ("heartbeat", _):
+            return await runIC(verb, rest, host: host)
         case ("kvp-set", 3):
             guard let p = pool(rest[0]) else { return badPool(rest[0]) }
             return result(await host.kvp.set(pool: p, key: rest[1], value: rest[2]))
@@ -97,6 +103,74 @@ public enum HostCommands {
             return Output(ok: r.state == .completed, text: r.description)
         default:
             return Output(ok: false, text: "unknown command or wrong arguments: \(args.joined(separator: " "))\ncommands:\n\(usage)")
+        }
+    }
+
+    /// The util IC verbs. Their host calls block (one request in flight, answered or timed
+    /// out), so they run on their own thread, never on the cooperative pool.
+    private static func runIC(_ verb: String, _ args: [String], host: EmulatedHost) async -> Output {
+        await withCheckedContinuation { (done: CheckedContinuation<Output, Never>) in
+            do {
+                _ = try OSThread(name: "emu-ic") { done.resume(returning: runICBlocking(verb, args, host: host)) }
+            } catch {
+                done.resume(returning: Output(ok: false, text: "\(error)"))
+            }
+        }
+    }
+
+    static func runICBlocking(_ verb: String, _ args: [String], host: EmulatedHost) -> Output {
+        var options: [String: String] = [:]
+        var switches: Set<String> = []
+        var positional: [String] = []
+        var i = 0
+        while i < args.count {
+            let a = args[i]
+            if ["--reason", "--message", "--offset-ms", "--age-seconds"].contains(a), i + 1 < args.count {
+                options[a] = args[i + 1]
+                i += 2
+            } else if a.hasPrefix("--") {
+                switches.insert(a)
+                i += 1
+            } else {
+                positional.append(a)
+                i += 1
+            }
+        }
+        func outcome(_ o: ICRequestOutcome) -> Output { Output(ok: o.status?.isSuccess ?? false, text: o.description) }
+        switch verb {
+        case "shutdown":
+            guard let shutdown = host.shutdown else {
+                return Output(ok: false, text: "this emulator serves no shutdown IC (serve --ics)")
+            }
+            guard switches.isSubset(of: ["--force", "--reboot", "--hibernate"]), positional.isEmpty else {
+                return Output(ok: false, text: "usage: shutdown [--force] [--reboot] [--hibernate] [--reason N] [--message TEXT]")
+            }
+            guard let reason = UInt32(options["--reason"] ?? "0") else { return Output(ok: false, text: "--reason must be a number") }
+            return outcome(shutdown.initiateShutdown(
+                force: switches.contains("--force"), reboot: switches.contains("--reboot"),
+                hibernate: switches.contains("--hibernate"), reason: reason, message: options["--message"] ?? ""))
+        case "time-sample":
+            guard let timeSync = host.timeSync else {
+                return Output(ok: false, text: "this emulator serves no time-sync IC (serve --ics)")
+            }
+            guard switches.isSubset(of: ["--sync"]), positional.isEmpty,
+                let offset = Double(options["--offset-ms"] ?? "0"), let age = Double(options["--age-seconds"] ?? "0")
+            else { return Output(ok: false, text: "usage: time-sample --offset-ms X [--sync] [--age-seconds S]") }
+            return outcome(timeSync.sendSample(offsetMilliseconds: offset, sync: switches.contains("--sync"), ageSeconds: age))
+        default:
+            guard let heartbeat = host.heartbeat else {
+                return Output(ok: false, text: "this emulator serves no heartbeat IC (serve --ics)")
+            }
+            let count = positional.first.flatMap { Int($0) } ?? 1
+            var lines: [String] = []
+            for _ in 0..<max(1, min(count, 1000)) {
+                let r = heartbeat.beat()
+                lines.append("heartbeat \(r.sent) → \(r.echoed.map(String.init) ?? "-") (\(r.outcome))")
+                if r.outcome.status?.isSuccess != true {
+                    return Output(ok: false, text: (lines + ["component status: \(heartbeat.componentStatus)"]).joined(separator: "\n"))
+                }
+            }
+            return Output(ok: true, text: (lines + ["component status: \(heartbeat.componentStatus)"]).joined(separator: "\n"))
         }
     }
 

@@ -224,8 +224,12 @@ public final class UIOHost: @unchecked Sendable {
             _ = try? serialized { (s: inout State) throws(UIOHostError) in
                 try refreshConnection(&s)
                 if s.connection != nil {
-                    // One opener at a time: refuse the newcomer.
-                    if let extra = try? SeqPacket.accept(listener) { extra.close() }
+                    // One opener at a time: refuse the newcomer — if it is still waiting. Another
+                    // caller (`acceptGuest`, `send`) may have accepted it between our poll and
+                    // taking the lock; a blocking accept here would then hold the lock forever.
+                    let ready = try? poll([(listener.fd, .readable)], timeoutMilliseconds: 0)
+                    let pending = ready?.first?.contains(.readable) ?? false
+                    if pending, let extra = try? SeqPacket.accept(listener) { extra.close() }
                     return
                 }
                 try accept(&s, timeoutMilliseconds: 0)

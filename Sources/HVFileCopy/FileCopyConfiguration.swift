@@ -10,7 +10,7 @@ public struct FileCopyConfiguration: Sendable, Equatable {
     /// Permission bits of a copied file. 0644, not the reference daemon's 0744: a copied file is
     /// data, and marking every upload executable is a surprise (and a risk in shared directories).
     public var fileMode: mode_t
-    /// Permission bits of directories made for CREATE_PATH (the process umask also applies).
+    /// Permission bits of directories made for CREATE_PATH (set exactly, whatever the umask).
     public var directoryMode: mode_t
     /// Owner given to copied files; `nil` keeps the daemon's own user (root on a real system).
     public var owner: uid_t?

@@ -37,6 +37,17 @@ public struct StaleTemporaryCleanup: Sendable, Equatable {
     public var stoppedAtLimit = false
 }
 
+/// How the last copy ended (`hvguestctl status`).
+public struct FileCopyRecord: Sendable, Equatable {
+    public var target: String
+    public var status: HResult
+    public var detail: String
+    public var bytes: UInt64
+    public var durationMicroseconds: UInt64
+    /// CLOCK_REALTIME seconds.
+    public var finishedAt: Int
+}
+
 /// The file copy state machine shared by both transports (the `/dev/vmbus/hv_fcopy` relay and
 /// the UIO channel). Transport-neutral and synchronous: the transports decode their messages
 /// (UTF-8 or UTF-16 names — invalid text never reaches here) and call one method per request.
@@ -52,6 +63,7 @@ public final class FileCopyEngine: Sendable {
     public let isEmulated: Bool
     private let logger: Logger
     private let state = Locked<ActiveCopy?>(nil)
+    private let lastFinished = Locked<FileCopyRecord?>(nil)
 
     /// Consecutive fragments are gathered into one buffer of this size before each `pwrite`.
     public static let coalescingBufferSize = 1 << 20
@@ -71,6 +83,9 @@ public final class FileCopyEngine: Sendable {
     public convenience init(configuration: FileCopyConfiguration, environment: ServiceEnvironment) {
         self.init(configuration: configuration, isEmulated: environment.isEmulated, logger: environment.logger)
     }
+
+    /// The last copy that ended (installed, failed, cancelled or abandoned), for status.
+    public var lastCopy: FileCopyRecord? { lastFinished.withLock { $0 } }
 
     /// Whether a copy is in progress.
     public var isActive: Bool { state.withLock { $0 != nil } }
@@ -193,11 +208,16 @@ public final class FileCopyEngine: Sendable {
                 throw Refusal(.fail, "directory \(walked) does not exist and CREATE_PATH is not set")
             }
             do throws(SystemError) {
+                var created = true
                 do throws(SystemError) { try current.makeDirectory(component, mode: configuration.directoryMode) } catch {
                     // Created concurrently is fine: the open below checks what it is.
                     if error.errno != EEXIST { throw error }
+                    created = false
                 }
                 current = try current.openSubdirectory(component)
+                // mkdir applies the umask (the unit sets UMask=0027): give a directory we
+                // created exactly the configured mode, as the file gets.
+                if created { try current.changeMode(configuration.directoryMode) }
             } catch {
                 let reason = error.errno == ELOOP ? "\(walked) is a symbolic link" : "\(walked): \(error)"
                 throw Refusal(Self.status(for: error), reason)
@@ -340,6 +360,10 @@ public final class FileCopyEngine: Sendable {
             LogField.durationMicroseconds: .string(String(micros)),
         ]
         let timing = "\(bytes) bytes in \(Self.milliseconds(micros)) ms (\(rate) MB/s)"
+        lastFinished.withLock {
+            $0 = FileCopyRecord(target: target, status: outcome.status, detail: outcome.detail, bytes: bytes,
+                                durationMicroseconds: micros, finishedAt: time(nil))
+        }
         if outcome.status.isSuccess {
             logger.info("copied \(target): \(timing)", metadata: metadata)
         } else {

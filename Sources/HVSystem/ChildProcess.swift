@@ -122,17 +122,7 @@ public func removeTree(_ path: String) {
     var st = stat()
     guard lstat(path, &st) == 0 else { return }
     if (st.st_mode & S_IFMT) == S_IFDIR {
-        if let dir = opendir(path) {
-            var names: [String] = []
-            while let ent = readdir(dir) {
-                let name = withUnsafePointer(to: ent.pointee.d_name) {
-                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-                }
-                if name != "." && name != ".." { names.append(name) }
-            }
-            closedir(dir)
-            for n in names { removeTree(path + "/" + n) }
-        }
+        for n in (try? directoryEntryNames(path)) ?? [] { removeTree(path + "/" + n) }
         rmdir(path)
     } else {
         unlink(path)

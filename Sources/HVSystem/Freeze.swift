@@ -53,16 +53,7 @@ public enum FilesystemFreeze {
 public enum PathOps {
     /// The names in a directory, without `.` and `..`, unsorted.
     public static func listDirectory(_ path: String) throws(SystemError) -> [String] {
-        guard let dir = opendir(path) else { throw SystemError.last("opendir \(path)") }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
+        try directoryEntryNames(path)
     }
 
     /// The target of a symbolic link.

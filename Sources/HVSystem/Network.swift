@@ -153,16 +153,7 @@ public func interfaceIndex(_ name: String) -> Int {
 
 /// Names in a directory (without `.` and `..`), unsorted; empty when it does not exist.
 public func directoryEntries(_ path: String) -> [String] {
-    guard let dir = opendir(path) else { return [] }
-    defer { closedir(dir) }
-    var out: [String] = []
-    while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-        }
-        if name != "." && name != ".." { out.append(name) }
-    }
-    return out
+    (try? directoryEntryNames(path)) ?? []
 }
 
 /// Text form of a raw IPv4 (4 bytes) or IPv6 (16 bytes) address in network order.

@@ -88,13 +88,21 @@ extension Descriptor {
 
     /// Receives one message of at most `capacity` bytes (larger ones are reported, not cut silently).
     public func receive(capacity: Int) throws(SystemError) -> ReceivedMessage {
-        var buf = [UInt8](repeating: 0, count: capacity)
-        let n = try retryOnInterrupt("recv") {
-            buf.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, capacity, Int32(MSG_TRUNC)) }
+        // Uninitialized buffer: zero-filling the capacity for every message cost more than the
+        // recv itself (callgrind, bench/RESULTS.md); only the received bytes are kept.
+        var n = 0
+        var failure: SystemError?
+        let buf = [UInt8](unsafeUninitializedCapacity: max(capacity, 1)) { b, count in
+            do throws(SystemError) {
+                n = try retryOnInterrupt("recv") { Glibc.recv(fd, b.baseAddress, capacity, Int32(MSG_TRUNC)) }
+            } catch {
+                failure = error
+            }
+            count = min(max(n, 0), capacity)
         }
+        if let failure { throw failure }
         if n == 0 { return .closed }
-        if Int(n) > capacity { return .truncated(length: Int(n)) }
-        buf.removeSubrange(Int(n)...)
+        if n > capacity { return .truncated(length: n) }
         return .message(buf)
     }
 

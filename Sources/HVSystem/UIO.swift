@@ -39,16 +39,7 @@ public enum Sysfs {
     /// Names in a directory (no `.` / `..`), sorted; symlinks to directories are included as
     /// sysfs device links are.
     public static func entries(of path: String) throws(SystemError) -> [String] {
-        guard let dir = opendir(path) else { throw SystemError.last("opendir \(path)") }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
+        try directoryEntryNames(path).sorted()
     }
 
     /// A small attribute file's text with trailing newlines and spaces removed.

@@ -68,6 +68,10 @@ public struct VSSStatus: Sendable, Equatable {
     /// Set when the daemon thawed without a THAW from the host (deadline, reset, shutdown, recovery).
     public var lastUnrequestedThaw: String?
     public var lastHooks: [HookResult]
+    /// Monotonic ns when the current freeze began (nil when not frozen).
+    public var frozenSince: UInt64? = nil
+    /// How long the last completed freeze held the filesystems, in milliseconds.
+    public var lastFrozenMilliseconds: Int? = nil
 }
 
 /// The freeze discipline (docs/VSS.md):
@@ -223,6 +227,7 @@ public final class FreezeEngine: Sendable {
         s.status.isFrozen = true
         s.status.frozenMountpoints = frozen
         s.status.lastFreeze = "frozen: \(frozen.joined(separator: ", "))"
+        s.status.frozenSince = monotonicNanoseconds()
         s.status.lastHooks = outcome.hooks
         armDeadline(generation: s.generation)
         return outcome
@@ -311,6 +316,10 @@ public final class FreezeEngine: Sendable {
             s.freezer = nil
             s.status.isFrozen = false
             s.status.frozenMountpoints = []
+            if let since = s.status.frozenSince {
+                s.status.lastFrozenMilliseconds = Int((monotonicNanoseconds() &- since) / 1_000_000)
+            }
+            s.status.frozenSince = nil
             s.status.lastThaw = "\(reason): " + (o.failures.isEmpty ? "thawed" : o.failures.joined(separator: "; "))
             if reason != .hostRequest { s.status.lastUnrequestedThaw = s.status.lastThaw }
             if synchronousHooks {

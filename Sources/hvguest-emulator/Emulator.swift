@@ -14,7 +14,8 @@ struct HVGuestEmulator: AsyncParsableCommand {
             with the same --root. `demo` does everything in one go against a real hvguestd.
             """,
         subcommands: [Serve.self, Demo.self, Status.self, KVPSet.self, KVPDelete.self, KVPGet.self, KVPList.self, KVPGetIP.self,
-                      VSSFreeze.self, VSSThaw.self, VSSBackup.self, CopyFile.self])
+                      VSSFreeze.self, VSSThaw.self, VSSBackup.self, CopyFile.self, Shutdown.self, TimeSample.self,
+                      Heartbeat.self])
 }
 
 /// Prints one line, flushed (the demo interleaves with hvguestd's own output).
@@ -28,6 +29,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Device root to create (hvguestd --device-root DIR).") var root: String
     @Option(help: "Kernel request timeout in seconds (the kernel's is 30).") var requestTimeout: Int = 30
     @Option(help: "Kernel FREEZE timeout in seconds (the kernel's is 900).") var freezeTimeout: Int = 900
+    @Flag(help: "Also serve the shutdown, time-sync and heartbeat ICs as UIO devices (uio1-3) for mode = \"userspace\".")
+    var ics = false
     @Option(help: "File copy over the kernel relay (hv_fcopy, kernels ≤ 6.9) or the VMBus ring at dev/uio0 (uio, ≥ 6.10): relay | uio.")
     var fcopyTransport: String = "relay"
 
@@ -36,7 +39,8 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--fcopy-transport must be relay or uio, not \(fcopyTransport)")
         }
         try makeDirectories(root)
-        let host = try EmulatedHost(root: root, timeouts: KernelTimeouts(request: .seconds(requestTimeout), freeze: .seconds(freezeTimeout)),
+        let host = try EmulatedHost(root: root, ics: ics ? Set(ICKind.allCases) : [],
+                                    timeouts: KernelTimeouts(request: .seconds(requestTimeout), freeze: .seconds(freezeTimeout)),
                                     fileCopyTransport: transport,
                                     onEvent: { event in
                                         // One line per 6 KiB fragment would drown the rest.
@@ -158,4 +162,38 @@ struct CopyFile: HostVerb {
     var commandArguments: [String] {
         ["copy-file", source, destination] + (overwrite ? ["--overwrite"] : []) + (createFullPath ? ["--create-full-path"] : [])
     }
+}
+
+struct Shutdown: HostVerb {
+    static let configuration = CommandConfiguration(
+        abstract: "InitiateShutdown / reboot / hibernate over the shutdown IC (needs serve --ics and [shutdown] mode = \"userspace\").")
+    @OptionGroup var options: RootOption
+    @Flag(help: "Force: proceed even if the guest holds a shutdown inhibitor.") var force = false
+    @Flag var reboot = false
+    @Flag var hibernate = false
+    @Option(help: "Reason code.") var reason: UInt32 = 0
+    @Option(help: "Message shown/logged in the guest.") var message: String = ""
+    var commandArguments: [String] {
+        ["shutdown"] + (force ? ["--force"] : []) + (reboot ? ["--reboot"] : []) + (hibernate ? ["--hibernate"] : [])
+            + ["--reason", String(reason), "--message", message]
+    }
+}
+
+struct TimeSample: HostVerb {
+    static let configuration = CommandConfiguration(
+        commandName: "time-sample", abstract: "Send a time-sync sample whose host time is this machine's clock plus an offset.")
+    @OptionGroup var options: RootOption
+    @Option(name: .customLong("offset-ms"), help: "Host time minus this machine's clock, in milliseconds.") var offsetMs: Double = 0
+    @Flag(help: "SYNC (set the clock now) instead of SAMPLE.") var sync = false
+    @Option(help: "How long ago the host took the sample (stale beyond the guest's stale_seconds).") var ageSeconds: Double = 0
+    var commandArguments: [String] {
+        ["time-sample", "--offset-ms", String(offsetMs), "--age-seconds", String(ageSeconds)] + (sync ? ["--sync"] : [])
+    }
+}
+
+struct Heartbeat: HostVerb {
+    static let configuration = CommandConfiguration(abstract: "Send heartbeats and show the component status.")
+    @OptionGroup var options: RootOption
+    @Option(help: "How many.") var count: Int = 1
+    var commandArguments: [String] { ["heartbeat", String(count)] }
 }

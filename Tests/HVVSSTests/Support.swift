@@ -1,13 +1,16 @@
 import Foundation
+import HVSystem
 import HVServiceKit
 import Logging
 
 @testable import HVVSS
 
 enum FileManagerShim {
+    /// Reads the whole file. Not `FileManager.contents(atPath:)`: on procfs files (size 0) it
+    /// returns only the first 4 KiB, so a long /proc/self/mountinfo lost our own mounts.
     static func read(_ path: String) -> String? {
-        guard let d = FileManager.default.contents(atPath: path) else { return nil }
-        return String(decoding: d, as: UTF8.self)
+        guard let bytes = try? readFile(path, limit: 64 << 20) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
 
