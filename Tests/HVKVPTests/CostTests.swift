@@ -49,33 +49,9 @@ import Testing
     }
 }
 
-extension CostTests {
-    /// Heap held by a loaded 10,000-key pool (the daemon's RSS target is 12 MiB in total).
-    @Test func indexOfTenThousandKeysIsSmall() throws {
-        let dir = TemporaryDirectory("mem")
-        var file: [UInt8] = []
-        file.reserveCapacity(10_000 * 2560)
-        for i in 0..<10_000 { file += goldenRecord("some/application/key-\(i)", "value \(i)") }
-        dir.write(".kvp_pool_0", bytes: file)
-        file = []
-        let before = anonymousResidentKiB()
-        let store = try KVPPoolStore(directory: dir.path, pool: .external)
-        #expect(try store.count() == 10_000)
-        let after = anonymousResidentKiB()
-        print("10,000-key pool index: about \(after - before) KiB of anonymous memory")
-        // Loose: other suites allocate concurrently in this process.
-        #expect(after - before < 16 * 1024)
-    }
-}
-
-/// RssAnon of this process, from /proc/self/status.
-func anonymousResidentKiB() -> Int {
-    guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-    for line in text.split(separator: "\n") where line.hasPrefix("RssAnon:") {
-        return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
-    }
-    return 0
-}
+// The memory held by a 10,000-key pool is measured by bench/run (peak RSS of the daemon at
+// 10,000 keys, bench/RESULTS.md): RssAnon of this test process also counts whatever the suites
+// running in parallel allocate, so it cannot be asserted here.
 
 extension CostTests {
     /// GET_IP_INFO against this machine's real /sys, /proc and getifaddrs.
