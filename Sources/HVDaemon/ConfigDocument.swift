@@ -161,21 +161,34 @@ public struct ConfigDocument: Sendable {
         } catch {
             throw ConfigError(location: ConfigLocation(file: file), key: "", message: "syntax error: \(error)")
         }
-        return convertTable(table)
+        return try convertTable(table, file: file)
     }
 
-    private static func convertTable(_ table: TOMLTable) -> [String: ConfigValue] {
+    /// Not `for (key, value) in table`: TOMLKit's iterator force-unwraps the lookup of each key
+    /// it listed, and some keys (found by fuzzing: quoted keys with control characters) do not
+    /// look up again, which aborted the daemon. Such a key is reported instead.
+    private static func convertTable(_ table: TOMLTable, file: String) throws(ConfigError) -> [String: ConfigValue] {
         var out: [String: ConfigValue] = [:]
-        for (key, value) in table { out[key] = convert(value) }
+        for key in table.keys {
+            guard let value = table[key] else {
+                throw ConfigError(location: ConfigLocation(file: file), key: "",
+                                  message: "unsupported key \(String(reflecting: key)) (control characters in a key)")
+            }
+            out[key] = try convert(value, file: file)
+        }
         return out
     }
 
-    private static func convert(_ value: any TOMLValueConvertible) -> ConfigValue {
+    private static func convert(_ value: any TOMLValueConvertible, file: String) throws(ConfigError) -> ConfigValue {
         switch value.type {
         case .table:
-            if let t = value.table { return .table(convertTable(t)) }
+            if let t = value.table { return .table(try convertTable(t, file: file)) }
         case .array:
-            if let a = value.array { return .array(a.map { convert($0) }) }
+            if let a = value.array {
+                var items: [ConfigValue] = []
+                for item in a { items.append(try convert(item, file: file)) }
+                return .array(items)
+            }
         case .string:
             if let s = value.string { return .string(s) }
         case .int:
