@@ -31,8 +31,11 @@ public struct DaemonOptions: Sendable {
     public var resolvedStateDirectory: String { stateDirectory ?? Self.defaultStateDirectory }
     public var resolvedRuntimeDirectory: String { stateDirectory.map { $0 + "/run" } ?? Self.defaultRuntimeDirectory }
     public var resolvedConfigFile: String { configFile ?? Self.defaultConfigFile }
+    /// The directory of the configuration file (hooks live below it), always absolute: a
+    /// relative `--config` is taken from the working directory.
     public var configDirectory: String {
-        let f = resolvedConfigFile
+        var f = resolvedConfigFile
+        if !f.hasPrefix("/"), let cwd = currentDirectory() { f = (cwd == "/" ? "" : cwd) + "/" + f }
         guard let slash = f.lastIndex(of: "/") else { return "." }
         return slash == f.startIndex ? "/" : String(f[..<slash])
     }
