@@ -68,9 +68,7 @@ public final class ICChannelRunner: @unchecked Sendable {
     private let environment: ServiceEnvironment
     private let status: StatusBoard
     private let settings: Settings
-    private let wake: EventFD
-    private let stopping = Locked(false)
-    private var thread: OSThread?
+    private let core: ChannelThread
 
     private var logger: Logger {
         var l = environment.logger
@@ -85,33 +83,25 @@ public final class ICChannelRunner: @unchecked Sendable {
         self.environment = environment
         self.status = status
         self.settings = settings
-        wake = try EventFD()
+        core = try ChannelThread()
     }
 
     public func start() throws(SystemError) {
         status.update(service.name) { $0.state = .starting }
-        thread = try OSThread(name: "hv-\(service.name.rawValue)") { [self] in run() }
+        try core.start(name: "hv-\(service.name.rawValue)") { [self] in run() }
     }
 
     /// Stops the thread and closes the channel (the host sees the IC go away).
     public func stop() {
-        stopping.withLock { $0 = true }
-        wake.signal()
-        thread?.join()
-        thread = nil
+        core.stop()
     }
 
-    private var isStopping: Bool { stopping.withLock { $0 } }
+    private var isStopping: Bool { core.isStopping }
 
-    private func pause(_ ms: Int32) -> Bool {
-        if isStopping { return true }
-        _ = try? poll([(wake.fd, .readable)], timeoutMilliseconds: ms)
-        return isStopping
-    }
+    private func pause(_ ms: Int32) -> Bool { core.pause(ms) }
 
     private func backoff(_ failures: Int) -> Int32 {
-        let ms = Int64(settings.initialBackoffMilliseconds) << min(max(failures - 1, 0), 16)
-        return Int32(min(ms, Int64(settings.maximumBackoffMilliseconds)))
+        ChannelThread.backoff(failures: failures, initial: settings.initialBackoffMilliseconds, maximum: settings.maximumBackoffMilliseconds)
     }
 
     private func run() {
@@ -209,7 +199,7 @@ public final class ICChannelRunner: @unchecked Sendable {
             if !details.isEmpty { status.update(service.name) { $0.details.merge(details) { _, new in new } } }
             if isStopping { return .stopped }
             do {
-                if case .stopped = try channel.waitForInterrupt(stop: wake) { return .stopped }
+                if case .stopped = try channel.waitForInterrupt(stop: core.wake) { return .stopped }
             } catch {
                 return .failed("\(service.name.rawValue) channel: \(error)", wasNegotiated: lastNegotiated != nil)
             }

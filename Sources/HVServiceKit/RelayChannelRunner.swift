@@ -26,11 +26,7 @@ public final class RelayChannelRunner: @unchecked Sendable {
     private let environment: ServiceEnvironment
     private let status: StatusBoard
     private let settings: Settings
-    private let wake: EventFD
-    private let stopping = Locked(false)
-    private var thread: OSThread?
-    /// Monotonic ns when the current request started, nil when idle (for the watchdog).
-    private let busySince = Locked<UInt64?>(nil)
+    private let core: ChannelThread
 
     /// Built once: building it per request (a metadata dictionary) showed up in profiles.
     private let logger: Logger
@@ -44,35 +40,27 @@ public final class RelayChannelRunner: @unchecked Sendable {
         var l = environment.logger
         l[metadataKey: LogField.service] = "\(service.name.rawValue)"
         logger = l
-        wake = try EventFD()
+        core = try ChannelThread()
     }
 
     public func start() throws(SystemError) {
         status.update(service.name) { $0.state = .starting }
-        thread = try OSThread(name: "hv-\(service.name.rawValue)") { [self] in run() }
+        try core.start(name: "hv-\(service.name.rawValue)") { [self] in run() }
     }
 
     /// Asks the thread to finish (it resets the service first) and waits for it.
     public func stop() {
-        stopping.withLock { $0 = true }
-        wake.signal()
-        thread?.join()
-        thread = nil
+        core.stop()
     }
 
     /// Nanoseconds the current request has been running, or nil when idle.
     public func busyNanoseconds() -> UInt64? {
-        busySince.withLock { $0 }.map { monotonicNanoseconds() &- $0 }
+        core.busyNanoseconds()
     }
 
-    private var isStopping: Bool { stopping.withLock { $0 } }
+    private var isStopping: Bool { core.isStopping }
 
-    /// Sleeps up to `ms`, returning early (true) when asked to stop.
-    private func pause(_ ms: Int32) -> Bool {
-        if isStopping { return true }
-        _ = try? poll([(wake.fd, .readable)], timeoutMilliseconds: ms)
-        return isStopping
-    }
+    private func pause(_ ms: Int32) -> Bool { core.pause(ms) }
 
     private func run() {
         var failures = 0
@@ -116,9 +104,7 @@ public final class RelayChannelRunner: @unchecked Sendable {
     }
 
     private func backoff(_ failures: Int) -> Int32 {
-        let shift = min(failures - 1, 16)
-        let ms = Int64(settings.initialBackoffMilliseconds) << shift
-        return Int32(min(ms, Int64(settings.maximumBackoffMilliseconds)))
+        ChannelThread.backoff(failures: failures, initial: settings.initialBackoffMilliseconds, maximum: settings.maximumBackoffMilliseconds)
     }
 
     private func fail(_ why: String, failures: Int) {
@@ -190,9 +176,9 @@ public final class RelayChannelRunner: @unchecked Sendable {
                 return .failed("read failed: \(error)", wasRegistered: true)
             }
             let started = monotonicNanoseconds()
-            busySince.withLock { $0 = started }
+            core.markBusy(since: started)
             let reply = service.handle(request: request)
-            busySince.withLock { $0 = nil }
+            core.markBusy(since: nil)
             let micros = (monotonicNanoseconds() &- started) / 1000
             do {
                 try channel.send(reply.bytes)
@@ -241,12 +227,12 @@ public final class RelayChannelRunner: @unchecked Sendable {
             if isStopping { return .stop }
             let ev: [PollEvents]
             do {
-                ev = try poll([(channel.pollDescriptor, .readable), (wake.fd, .readable)], timeoutMilliseconds: timeout)
+                ev = try poll([(channel.pollDescriptor, .readable), (core.wake.fd, .readable)], timeoutMilliseconds: timeout)
             } catch {
                 return .hangup
             }
             if !ev[1].isEmpty {
-                wake.drain()
+                core.wake.drain()
                 if isStopping { return .stop }
             }
             if ev[0].contains(.readable) { return .readable }

@@ -85,11 +85,7 @@ public final class UIOChannelRunner: ServiceRunner, @unchecked Sendable {
     private let environment: ServiceEnvironment
     private let status: StatusBoard
     private let settings: Settings
-    /// Left signalled once stopping: every wait on it returns at once.
-    private let wake: EventFD
-    private let stopping = Locked(false)
-    private var thread: OSThread?
-    private let busySince = Locked<UInt64?>(nil)
+    private let core: ChannelThread
     /// What we bound (released when the runner stops).
     private var binding: UIOBinding?
 
@@ -105,32 +101,25 @@ public final class UIOChannelRunner: ServiceRunner, @unchecked Sendable {
         var l = environment.logger
         l[metadataKey: LogField.service] = "\(service.name.rawValue)"
         logger = l
-        wake = try EventFD()
+        core = try ChannelThread()
     }
 
     public func start() throws(SystemError) {
         status.update(service.name) { $0.state = .starting }
-        thread = try OSThread(name: "hv-\(service.name.rawValue)") { [self] in run() }
+        try core.start(name: "hv-\(service.name.rawValue)") { [self] in run() }
     }
 
     public func stop() {
-        stopping.withLock { $0 = true }
-        wake.signal()
-        thread?.join()
-        thread = nil
+        core.stop()
     }
 
     public func busyNanoseconds() -> UInt64? {
-        busySince.withLock { $0 }.map { monotonicNanoseconds() &- $0 }
+        core.busyNanoseconds()
     }
 
-    private var isStopping: Bool { stopping.withLock { $0 } }
+    private var isStopping: Bool { core.isStopping }
 
-    private func pause(_ ms: Int32) -> Bool {
-        if isStopping { return true }
-        _ = try? poll([(wake.fd, .readable)], timeoutMilliseconds: ms)
-        return isStopping
-    }
+    private func pause(_ ms: Int32) -> Bool { core.pause(ms) }
 
     private var waitingDescription: String { "VMBus device of class {\(service.classID)}" }
 
@@ -216,9 +205,7 @@ public final class UIOChannelRunner: ServiceRunner, @unchecked Sendable {
     }
 
     private func backoff(_ failures: Int) -> Int32 {
-        let shift = min(max(failures - 1, 0), 16)
-        let ms = Int64(settings.initialBackoffMilliseconds) << shift
-        return Int32(min(ms, Int64(settings.maximumBackoffMilliseconds)))
+        ChannelThread.backoff(failures: failures, initial: settings.initialBackoffMilliseconds, maximum: settings.maximumBackoffMilliseconds)
     }
 
     private func fail(_ why: String, failures: Int) {
@@ -242,7 +229,7 @@ public final class UIOChannelRunner: ServiceRunner, @unchecked Sendable {
         var responder = ICResponder(versions: service.versions)
         var negotiations = 0
         do {
-            try channel.serve(until: wake) { payload, _ in
+            try channel.serve(until: core.wake) { payload, _ in
                 // icmsgtype (u16 @12) 0 = negotiate, answered by the responder itself.
                 let isNegotiation = payload.count >= ICMessageHeader.size && payload[12] == 0 && payload[13] == 0
                 let answered = responder.handle(&payload) { payload, header in answer(&payload, header) }
@@ -269,9 +256,9 @@ public final class UIOChannelRunner: ServiceRunner, @unchecked Sendable {
 
     private func answer(_ payload: inout [UInt8], _ header: ICMessageHeader) -> Bool {
         let started = monotonicNanoseconds()
-        busySince.withLock { $0 = started }
+        core.markBusy(since: started)
         let reply = service.handle(header: header, payload: &payload)
-        busySince.withLock { $0 = nil }
+        core.markBusy(since: nil)
         guard let reply else { return false }
         do { try ICMessageHeader.markResponse(in: &payload, status: reply.status) } catch { return false }
         record(reply, micros: (monotonicNanoseconds() &- started) / 1000)
