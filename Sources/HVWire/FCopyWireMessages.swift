@@ -29,30 +29,11 @@ public enum FCopyWireMessage: Equatable, Sendable {
         public static let cancel = Operation(rawValue: 3)
     }
 
-    /// `copy_flags` of START.
-    public struct CopyFlags: OptionSet, Hashable, Sendable {
-        public var rawValue: UInt32
-        public init(rawValue: UInt32) { self.rawValue = rawValue }
-        /// OVER_WRITE: replace an existing file.
-        public static let overwrite = CopyFlags(rawValue: 0x1)
-        /// CREATE_PATH: create missing directories of `pathName`.
-        public static let createPath = CopyFlags(rawValue: 0x2)
-    }
-
-    /// `hv_start_fcopy` without its header.
-    public struct Start: Equatable, Sendable {
-        public var fileName: String
-        public var pathName: String
-        public var flags: CopyFlags
-        public var fileSize: UInt64
-
-        public init(fileName: String, pathName: String, flags: CopyFlags, fileSize: UInt64) {
-            self.fileName = fileName
-            self.pathName = pathName
-            self.flags = flags
-            self.fileSize = fileSize
-        }
-    }
+    /// `copy_flags` of START: the same flags as on the character device.
+    public typealias CopyFlags = FCopyFlags
+    /// `hv_start_fcopy` without its header: the same fields as on the character device (only the
+    /// name encoding differs on the wire: UTF-16 here, UTF-8 there).
+    public typealias Start = FCopyStart
 
     public static let messageVersion = ICVersion(1, 1)
     public static let headerSize = 36
