@@ -1,3 +1,4 @@
+import HVServiceKit
 import HVSystem
 
 /// The argument a freeze hook is run with.
@@ -65,57 +66,34 @@ public protocol HookRunner: Sendable {
 /// manager leftovers) are ignored, as run-parts does; so are non-executable files (that is how
 /// the shipped samples stay disabled). Order is byte order of the names.
 public struct DirectoryHookRunner: HookRunner {
-    public var directory: String
-    public var timeoutSeconds: Double
-    public var outputLimit: Int
+    private let hooks: HookDirectory
+
+    public var directory: String { hooks.path }
+    public var timeoutSeconds: Double { hooks.timeoutSeconds }
 
     public init(directory: String, timeoutSeconds: Double, outputLimit: Int = 16 * 1024) {
-        self.directory = directory
-        self.timeoutSeconds = timeoutSeconds
-        self.outputLimit = outputLimit
+        hooks = HookDirectory(path: directory, timeoutSeconds: timeoutSeconds, outputLimit: outputLimit)
     }
 
-    public static func isHookName(_ name: String) -> Bool {
-        !(name.hasPrefix(".") || name.hasSuffix("~") || name.contains(".dpkg-") || name.contains(".ucf-")
-            || name.contains(".rpm"))
-    }
+    public static func isHookName(_ name: String) -> Bool { HookDirectory.isHookName(name) }
 
-    public func hookNames() -> [String] {
-        guard let names = try? PathOps.listDirectory(directory) else { return [] }
-        return names.filter { Self.isHookName($0) && PathOps.isExecutableFile(directory + "/" + $0) }
-            .sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
-    }
+    public func hookNames() -> [String] { hooks.hookNames() }
 
     public func run(_ name: String, phase: HookPhase, mountPoints: [String]) -> HookResult {
-        let environment = [
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "LANG=C.UTF-8",
+        // Newline-separated; what is (or was going to be) frozen.
+        let r = hooks.run(name, arguments: [phase.rawValue], environment: [
             "HVGUEST_HOOK_PHASE=\(phase.rawValue)",
-            // Newline-separated; what is (or was going to be) frozen.
             "HVGUEST_FREEZE_MOUNTPOINTS=\(mountPoints.joined(separator: "\n"))",
-        ]
-        do throws(SystemError) {
-            let r = try Spawn.run(
-                executable: directory + "/" + name, arguments: [phase.rawValue], environment: environment,
-                timeoutMilliseconds: Int(timeoutSeconds * 1000), outputLimit: outputLimit)
-            let outcome: HookOutcome
-            if r.timedOut {
-                outcome = .timedOut(seconds: timeoutSeconds)
-            } else {
-                switch r.termination {
-                case .exited(0): outcome = .succeeded
-                case .exited(let s): outcome = .exited(s)
-                case .signaled(let sig): outcome = .killed(signal: sig)
-                }
-            }
-            var output = String(decoding: r.output, as: UTF8.self)
-            if r.outputTruncated { output += "\n[output truncated]" }
-            return HookResult(
-                name: name, phase: phase, outcome: outcome, output: output,
-                durationMilliseconds: Int(r.durationNanoseconds / 1_000_000))
-        } catch {
-            return HookResult(name: name, phase: phase, outcome: .couldNotStart(error.description))
+        ])
+        let outcome: HookOutcome
+        switch r.outcome {
+        case .succeeded: outcome = .succeeded
+        case .exited(let s): outcome = .exited(s)
+        case .killed(let sig): outcome = .killed(signal: sig)
+        case .timedOut(let s): outcome = .timedOut(seconds: s)
+        case .couldNotStart(let why): outcome = .couldNotStart(why)
         }
+        return HookResult(name: name, phase: phase, outcome: outcome, output: r.output, durationMilliseconds: r.durationMilliseconds)
     }
 }
 
