@@ -52,19 +52,6 @@ private func kvpPoolBody(_ data: [UInt8]) -> String? {
     let file = dir + "/" + KVPPool.external.fileName
     let bytes = poolFile(from: data)
     do { try writeFileAtomically(file, bytes, mode: 0o644) } catch { return nil }
-    // Keys of records another program wrote without a NUL in the key or value field: the
-    // store reads them, but a repair that moves such a record stores it NUL-terminated, so its
-    // value may lose its last byte (docs/RELIABILITY.md, finding 3). Not compared below.
-    var unterminated = Set<[UInt8]>()
-    var offset = 0
-    while offset + KVPRecordLayout.recordSize <= bytes.count {
-        let record = bytes[offset..<(offset + KVPRecordLayout.recordSize)]
-        let keyField = record.prefix(KVPRecordLayout.keyWidth)
-        let valueField = record.suffix(KVPRecordLayout.valueWidth)
-        if !keyField.contains(0) || !valueField.contains(0) { unterminated.insert(KVPRecord.decode(Array(record)).key) }
-        offset += KVPRecordLayout.recordSize
-    }
-
     // What a reader sees: the first record of each key.
     guard let reader = try? KVPPoolStore(directory: dir, pool: .external, options: KVPStoreOptions(readOnly: true)),
           let records = try? reader.allRecords()
@@ -85,7 +72,7 @@ private func kvpPoolBody(_ data: [UInt8]) -> String? {
         return "pool unreadable after SET"
     }
     if (try? again.value(forKey: fuzzKey)) != value { return "SET lost on reload" }
-    for (k, v) in firstValue where !k.isEmpty && k != fuzzKey && !unterminated.contains(k) {
+    for (k, v) in firstValue where !k.isEmpty && k != fuzzKey {
         if (try? KVPPoolStore.validate(key: k)) == nil { continue }
         if let now = try? again.value(forKey: k), now != v { return "SET of another key changed an existing value" }
     }

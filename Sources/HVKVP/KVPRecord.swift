@@ -45,11 +45,14 @@ public struct KVPRecord: Sendable, Equatable, Hashable {
     public var keyText: String { String(decoding: key, as: UTF8.self) }
     public var valueText: String { String(decoding: value, as: UTF8.self) }
 
-    /// The 2560-byte file record. Longer fields are cut to fit (callers validate first).
+    /// The 2560-byte file record. Our own writes are validated to leave room for the NUL; a
+    /// record another program wrote with a full field (no NUL) is written back as it was when
+    /// the store moves it, byte for byte, so moving never changes a value (fuzz finding 3).
+    /// Longer fields are cut at the field width.
     public func encoded() -> [UInt8] {
         var out = [UInt8](repeating: 0, count: KVPRecordLayout.recordSize)
-        for (i, b) in key.prefix(KVPRecordLayout.maxKeyBytes).enumerated() { out[i] = b }
-        for (i, b) in value.prefix(KVPRecordLayout.maxValueBytes).enumerated() { out[KVPRecordLayout.keyWidth + i] = b }
+        for (i, b) in key.prefix(KVPRecordLayout.keyWidth).enumerated() { out[i] = b }
+        for (i, b) in value.prefix(KVPRecordLayout.valueWidth).enumerated() { out[KVPRecordLayout.keyWidth + i] = b }
         return out
     }
 
