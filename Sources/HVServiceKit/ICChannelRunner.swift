@@ -4,23 +4,8 @@ import HVTransport
 import HVWire
 import Logging
 
-/// How a util IC service answered one request, for the status board and the journal.
-public struct ICAnswer: Sendable, Equatable {
-    /// Short name (`SHUTDOWN`, `TIMESYNC SAMPLE`, `HEARTBEAT`).
-    public var operation: String
-    /// The HRESULT written into the response.
-    public var status: HResult
-    public var detail: String?
-    /// Routine answers (heartbeats, time samples) are logged at debug level only.
-    public var routine: Bool
-
-    public init(operation: String, status: HResult, detail: String? = nil, routine: Bool = false) {
-        self.operation = operation
-        self.status = status
-        self.detail = detail
-        self.routine = routine
-    }
-}
+/// How a util IC service answered one request: the same answer as any UIO service's.
+public typealias ICAnswer = ICReply
 
 /// A util IC answered in userspace over a UIO channel (shutdown, time sync, heartbeat when
 /// `mode = "userspace"`). Called on the channel's own thread, one request at a time.

@@ -14,11 +14,14 @@ public struct ICReply: Sendable, Equatable {
     public var status: HResult
     /// Optional human detail (nil on the hot path).
     public var detail: String?
+    /// Routine answers (heartbeats, time samples) are logged at debug level only.
+    public var routine: Bool
 
-    public init(operation: String, status: HResult, detail: String? = nil) {
+    public init(operation: String, status: HResult, detail: String? = nil, routine: Bool = false) {
         self.operation = operation
         self.status = status
         self.detail = detail
+        self.routine = routine
     }
 }
 
