@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -19,6 +20,15 @@ int chv_memfd_create(const char *name) { return memfd_create(name, MFD_CLOEXEC);
 int chv_errno(void) { return errno; }
 
 int chv_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+
+int chv_timerfd(void) { return timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK); }
+
+int chv_timerfd_set(int fd, uint64_t nanoseconds) {
+    struct itimerspec spec = {0};
+    spec.it_value.tv_sec = (time_t)(nanoseconds / 1000000000u);
+    spec.it_value.tv_nsec = (long)(nanoseconds % 1000000000u);
+    return timerfd_settime(fd, 0, &spec, NULL);
+}
 
 ssize_t chv_send_with_fd(int sock, const void *buf, size_t len, int fd) {
     struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};

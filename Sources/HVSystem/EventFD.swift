@@ -44,3 +44,35 @@ public func poll(_ fds: [(fd: Int32, events: PollEvents)], timeoutMilliseconds: 
     _ = try retryOnInterrupt("poll") { Glibc.poll(&pfds, nfds_t(pfds.count), timeoutMilliseconds) }
     return pfds.map { PollEvents(rawValue: $0.revents) }
 }
+
+/// A one-shot monotonic timer readable through `poll` (`timerfd_create(2)`).
+///
+/// Arming or disarming it does not wake the thread polling it (unlike signalling an eventfd):
+/// the VSS thaw deadline is armed inside the freeze window, where a wake-up of the timer
+/// thread on the same CPU cost a context switch before the reply went out.
+public final class TimerFD: @unchecked Sendable {
+    public let descriptor: Descriptor
+
+    public init() throws(SystemError) {
+        let fd = chv_timerfd()
+        if fd < 0 { throw SystemError.last("timerfd_create") }
+        descriptor = Descriptor(adopting: fd)
+    }
+
+    public var fd: Int32 { descriptor.fd }
+
+    /// Fires once, `nanoseconds` from now (at least 1 ns: 0 would disarm).
+    public func arm(afterNanoseconds nanoseconds: UInt64) throws(SystemError) {
+        if chv_timerfd_set(descriptor.fd, Swift.max(nanoseconds, 1)) != 0 { throw SystemError.last("timerfd_settime") }
+    }
+
+    public func disarm() {
+        _ = chv_timerfd_set(descriptor.fd, 0)
+    }
+
+    /// Resets the readable state after the timer fired.
+    public func drain() {
+        var v: UInt64 = 0
+        _ = withUnsafeMutableBytes(of: &v) { Glibc.read(descriptor.fd, $0.baseAddress, 8) }
+    }
+}

@@ -4,7 +4,8 @@ import HVSystem
 ///
 /// Used for the auto-thaw: if no THAW arrives within the configured time after a FREEZE, the
 /// daemon thaws on its own. The callback runs on the timer thread with no lock of ours held,
-/// and gets the generation it was armed with so a stale expiry can be told apart.
+/// and gets the generation it was armed with so a stale expiry can be told apart. The thread
+/// waits on a timerfd, so arming and disarming (inside the freeze window) do not wake it.
 final class DeadlineTimer: Sendable {
     private struct State {
         var deadline: UInt64?
@@ -13,6 +14,7 @@ final class DeadlineTimer: Sendable {
     }
     private let state = Locked(State())
     private let wake: EventFD
+    private let timer: TimerFD
     private let thread = Locked<OSThread?>(nil)
     private let name: String
     private let onExpiry: @Sendable (UInt64) -> Void
@@ -21,6 +23,7 @@ final class DeadlineTimer: Sendable {
         self.name = name
         self.onExpiry = onExpiry
         wake = try EventFD()
+        timer = try TimerFD()
     }
 
     /// Arms (or re-arms) the timer; the thread starts on first use.
@@ -38,12 +41,12 @@ final class DeadlineTimer: Sendable {
             } catch { startError = error }
         }
         if let startError { throw startError }
-        wake.signal()
+        try timer.arm(afterNanoseconds: delay)
     }
 
     func disarm() {
         state.withLock { $0.deadline = nil }
-        wake.signal()
+        timer.disarm()
     }
 
     /// Stops and joins the thread (tests and daemon shutdown).
@@ -60,22 +63,24 @@ final class DeadlineTimer: Sendable {
     private func loop() {
         while true {
             let now = monotonicNanoseconds()
-            enum Step { case stop, fire(UInt64), wait(Int32) }
+            enum Step { case stop, fire(UInt64), wait(remaining: UInt64?) }
             let step = state.withLock { s -> Step in
                 if s.stopped { return .stop }
-                guard let d = s.deadline else { return .wait(-1) }
-                if now >= d {
+                if let d = s.deadline, now >= d {
                     s.deadline = nil
                     return .fire(s.generation)
                 }
-                let ms = (d - now + 999_999) / 1_000_000
-                return .wait(Int32(min(ms, 60_000)))
+                // Not due (or disarmed): the timerfd was (re-)armed for the current deadline.
+                return .wait(remaining: s.deadline.map { $0 - now })
             }
             switch step {
             case .stop: return
             case .fire(let g): onExpiry(g)
-            case .wait(let ms):
-                _ = try? poll([(wake.fd, .readable)], timeoutMilliseconds: ms)
+            case .wait(let remaining):
+                // Woken before the deadline (a re-arm raced with an expiry): arm for the rest.
+                if let remaining { try? timer.arm(afterNanoseconds: remaining) }
+                _ = try? poll([(timer.fd, .readable), (wake.fd, .readable)], timeoutMilliseconds: -1)
+                timer.drain()
                 wake.drain()
             }
         }

@@ -1,3 +1,4 @@
+import Glibc
 import HVSystem
 
 /// The frozen-filesystem record: `<runtimeDirectory>/vss-frozen`, one mountpoint per line.
@@ -47,8 +48,16 @@ public enum FrozenRecord {
     }
 
     public static func write(_ mountPoints: [String], runtimeDirectory: String) throws(SystemError) {
-        try makeDirectories(runtimeDirectory)
-        try PathOps.writeFileDurably(path(runtimeDirectory: runtimeDirectory), encode(mountPoints))
+        let p = path(runtimeDirectory: runtimeDirectory)
+        let bytes = encode(mountPoints)
+        do {
+            try PathOps.writeFileDurably(p, bytes)
+        } catch where error.errno == ENOENT {
+            // First freeze after boot (or the directory was removed): create it, then retry.
+            // Not done up front: it is inside the freeze window.
+            try makeDirectories(runtimeDirectory)
+            try PathOps.writeFileDurably(p, bytes)
+        }
     }
 
     /// The recorded mountpoints, or nil when there is no record.

@@ -25,8 +25,7 @@ public final class VSSService: RelayService {
     public let environment: ServiceEnvironment
     public let configuration: VSSConfiguration
     public let engine: FreezeEngine
-    private let selector: MountSelector
-    private let readMountTable: @Sendable () throws -> MountTable
+    private let mounts: MountSelectionCache
     private var logger: Logger { environment.logger }
 
     /// - Parameters:
@@ -46,13 +45,11 @@ public final class VSSService: RelayService {
         self.environment = environment
         self.configuration = configuration
         let emulated = environment.isEmulated
-        selector = MountSelector(
+        let selector = MountSelector(
             configuration: configuration, isEmulated: emulated, inspector: inspector ?? SysfsBlockDeviceInspector())
-        self.readMountTable =
-            readMountTable ?? {
-                let bytes = try readFile("/proc/self/mountinfo", limit: 64 << 20)
-                return MountTable.parse(String(decoding: bytes, as: UTF8.self))
-            }
+        mounts = MountSelectionCache(
+            source: readMountTable.map { .reader($0) } ?? .watched(ChangeWatchedFile(path: "/proc/self/mountinfo")),
+            selector: selector)
         let allowList: Set<String>? = emulated ? Set(configuration.mountpoints) : nil
         engine = FreezeEngine(
             runtimeDirectory: environment.runtimeDirectory,
@@ -81,6 +78,9 @@ public final class VSSService: RelayService {
         } catch {
             throw VSSRegistrationError(reply: reply)
         }
+        // Read and select now, so that the first FREEZE finds the work done unless a mount
+        // changed in between (an error here is reported by that FREEZE).
+        _ = try? mounts.current()
         return "REGISTER1 (129)"
     }
 
@@ -141,11 +141,14 @@ public final class VSSService: RelayService {
 
     private func freeze() -> RelayReply {
         let table: MountTable
-        do { table = try readMountTable() } catch {
+        let selected: Result<MountSelection, MountSelectionError>
+        do { (table, selected) = try mounts.current() } catch {
             return reply("FREEZE", .fail, detail: "cannot read the mount table: \(error)")
         }
         let selection: MountSelection
-        do throws(MountSelectionError) { selection = try selector.select(from: table) } catch {
+        switch selected {
+        case .success(let s): selection = s
+        case .failure(let error):
             logger.error("VSS: \(error)")
             return reply("FREEZE", .fail, detail: error.description)
         }
@@ -161,6 +164,51 @@ public final class VSSService: RelayService {
 
     private func reply(_ operation: String, _ status: HResult, detail: String? = nil) -> RelayReply {
         RelayReply(bytes: VSSReply(status: status).encode(), operation: operation, status: status, detail: detail)
+    }
+}
+
+/// The mount table and the selection made from it, recomputed only when the table changed.
+///
+/// With the live `/proc/self/mountinfo` the kernel says when a mount changed (`ChangeWatchedFile`),
+/// so a FREEZE with an unchanged table neither reads, parses nor selects (bench/NOTES.md: that was
+/// most of the daemon's own time inside the freeze window). An injected reader (tests, fuzzing)
+/// has no change signal: it is read and selected on every call.
+final class MountSelectionCache: Sendable {
+    enum Source: Sendable {
+        case watched(ChangeWatchedFile)
+        case reader(@Sendable () throws -> MountTable)
+    }
+    typealias Selected = (table: MountTable, selection: Result<MountSelection, MountSelectionError>)
+
+    private let source: Source
+    private let selector: MountSelector
+    private let cached = Locked<Selected?>(nil)
+
+    init(source: Source, selector: MountSelector) {
+        self.source = source
+        self.selector = selector
+    }
+
+    func current() throws -> Selected {
+        let table: MountTable
+        switch source {
+        case .reader(let read):
+            table = try read()
+        case .watched(let file):
+            guard let (bytes, _) = try file.readIfChanged() else {
+                if let hit = cached.current { return hit }
+                // Unreachable in practice (the first read always returns bytes); read again.
+                file.close()
+                return try current()
+            }
+            table = MountTable.parse(String(decoding: bytes, as: UTF8.self))
+        }
+        let selected: Selected
+        do throws(MountSelectionError) { selected = (table, .success(try selector.select(from: table))) } catch {
+            selected = (table, .failure(error))
+        }
+        cached.withLock { $0 = selected }
+        return selected
     }
 
 }

@@ -175,6 +175,34 @@ struct LoopFilesystemTests {
         #expect(try FilesystemFreeze.thaw(mnt) == .notFrozen)
     }
 
+    /// The mount table is cached between FREEZEs (re-read only when the kernel reports a
+    /// change on /proc/self/mountinfo): a filesystem mounted after one backup, and one unmounted,
+    /// must be seen by the next.
+    @Test func mountChangesBetweenBackupsAreSeen() throws {
+        let area = try LoopArea()
+        defer { area.cleanup() }
+        let a = try area.mount("ext4", name: "a")
+        let b = area.dir.file("b")
+        _ = try area.checkedSelection(allowList: [a, b])
+        let service = area.service(allowList: [a, b])
+        defer { service.shutdown() }
+
+        #expect(service.handle(request: freezeRequest).bytes == sOK)
+        #expect(service.status().frozenMountpoints == [a])
+        #expect(service.handle(request: thawRequest).bytes == sOK)
+
+        _ = try area.mount("ext4", name: "b")
+        _ = try area.checkedSelection(allowList: [a, b])
+        #expect(service.handle(request: freezeRequest).bytes == sOK)
+        #expect(Set(service.status().frozenMountpoints) == [a, b], "a filesystem mounted after the last FREEZE is frozen")
+        #expect(service.handle(request: thawRequest).bytes == sOK)
+
+        try #require(try run(["umount", b]) == 0)
+        #expect(service.handle(request: freezeRequest).bytes == sOK)
+        #expect(service.status().frozenMountpoints == [a], "an unmounted filesystem is no longer selected")
+        #expect(service.handle(request: thawRequest).bytes == sOK)
+    }
+
     @Test func partialFailureThawsTheRest() throws {
         let area = try LoopArea()
         defer { area.cleanup() }

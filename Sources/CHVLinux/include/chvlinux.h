@@ -29,6 +29,11 @@ ssize_t chv_recv_with_fd(int sock, void *buf, size_t cap, int *fd_out, int *trun
 /// eventfd(2) with EFD_CLOEXEC|EFD_NONBLOCK.
 int chv_eventfd(void);
 
+/// timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC|TFD_NONBLOCK).
+int chv_timerfd(void);
+/// One-shot timerfd_settime relative to now; 0 disarms. Returns 0 or -1 with errno.
+int chv_timerfd_set(int fd, uint64_t nanoseconds);
+
 /// accept4(2) with SOCK_CLOEXEC.
 int chv_accept_cloexec(int sock);
 
