@@ -225,19 +225,20 @@ public final class RelayChannelRunner: @unchecked Sendable {
     private func waitReadable(_ channel: any MessageChannel, timeout: Int32) -> Wait {
         while true {
             if isStopping { return .stop }
-            let ev: [PollEvents]
+            let device: PollEvents
+            let wake: PollEvents
             do {
-                ev = try poll([(channel.pollDescriptor, .readable), (core.wake.fd, .readable)], timeoutMilliseconds: timeout)
+                (device, wake) = try pollPair(channel.pollDescriptor, core.wake.fd, timeoutMilliseconds: timeout)
             } catch {
                 return .hangup
             }
-            if !ev[1].isEmpty {
+            if !wake.isEmpty {
                 core.wake.drain()
                 if isStopping { return .stop }
             }
-            if ev[0].contains(.readable) { return .readable }
-            if !ev[0].intersection([.hangup, .error, .invalid]).isEmpty { return .hangup }
-            if ev[0].isEmpty && ev[1].isEmpty { return .timeout }
+            if device.contains(.readable) { return .readable }
+            if !device.intersection([.hangup, .error, .invalid]).isEmpty { return .hangup }
+            if device.isEmpty && wake.isEmpty { return .timeout }
         }
     }
 }

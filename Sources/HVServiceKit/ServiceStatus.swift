@@ -63,11 +63,9 @@ public final class StatusBoard: Sendable {
     public init() {}
 
     public func update(_ service: ServiceName, _ body: (inout ServiceStatus) -> Void) {
-        entries.withLock { all in
-            var s = all[service] ?? ServiceStatus(service: service)
-            body(&s)
-            all[service] = s
-        }
+        // In place: copying the status out and back cost a hash, a copy and a release per
+        // request.
+        entries.withLock { all in body(&all[service, default: ServiceStatus(service: service)]) }
     }
 
     public func snapshot() -> [ServiceStatus] {

@@ -5,33 +5,41 @@ import Glibc
 ///
 /// Shared between a channel's I/O thread and whoever stops it, so `close()` is guarded.
 public final class Descriptor: @unchecked Sendable, CustomStringConvertible {
-    private var _fd: Int32
-    private var lock = pthread_mutex_t()
+    /// The descriptor number, or -1 once closed; read and written only under `lock`.
+    /// Allocated storage (not stored `var`s): stable addresses for the mutex, and no dynamic
+    /// exclusivity checks on every `fd` read in the request path.
+    private let _fd: UnsafeMutablePointer<Int32>
+    private let lock: UnsafeMutablePointer<pthread_mutex_t>
 
     public init(adopting fd: Int32) {
-        _fd = fd
-        pthread_mutex_init(&lock, nil)
+        _fd = .allocate(capacity: 1)
+        _fd.initialize(to: fd)
+        lock = .allocate(capacity: 1)
+        lock.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(lock, nil)
     }
 
     deinit {
-        if _fd >= 0 { Glibc.close(_fd) }
-        pthread_mutex_destroy(&lock)
+        if _fd.pointee >= 0 { Glibc.close(_fd.pointee) }
+        pthread_mutex_destroy(lock)
+        lock.deallocate()
+        _fd.deallocate()
     }
 
     /// The raw descriptor, or -1 once closed.
     public var fd: Int32 {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        return _fd
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return _fd.pointee
     }
 
     public var isOpen: Bool { fd >= 0 }
 
     public func close() {
-        pthread_mutex_lock(&lock)
-        let f = _fd
-        _fd = -1
-        pthread_mutex_unlock(&lock)
+        pthread_mutex_lock(lock)
+        let f = _fd.pointee
+        _fd.pointee = -1
+        pthread_mutex_unlock(lock)
         if f >= 0 { Glibc.close(f) }
     }
 

@@ -40,21 +40,34 @@ public final class OSThread: @unchecked Sendable {
 }
 
 /// A mutex-protected value, for state shared between an I/O thread and async code.
+///
+/// The value and the mutex live in memory allocated once, not in stored `var`s: a mutex must
+/// not move (passing `&storedProperty` to C gives no stable-address guarantee), and access
+/// through the pointer needs no dynamic exclusivity check — the mutex already gives exclusive
+/// access, and those checks were a measurable part of every request (bench/NOTES.md).
 public final class Locked<Value>: @unchecked Sendable {
-    private var value: Value
-    private var mutex = pthread_mutex_t()
+    private let value: UnsafeMutablePointer<Value>
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
     public init(_ value: Value) {
-        self.value = value
-        pthread_mutex_init(&mutex, nil)
+        self.value = .allocate(capacity: 1)
+        self.value.initialize(to: value)
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
     }
 
-    deinit { pthread_mutex_destroy(&mutex) }
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+        value.deinitialize(count: 1)
+        value.deallocate()
+    }
 
     public func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body(&value)
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body(&value.pointee)
     }
 
     public var current: Value { withLock { $0 } }

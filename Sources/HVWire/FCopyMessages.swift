@@ -164,6 +164,15 @@ public enum FCopyRequest: Sendable, Equatable {
 /// The 4-byte status reply (an s32 HRESULT).
 public enum FCopyReply {
     public static func encode(_ status: HResult) -> [UInt8] {
+        // Every fragment of a copy is answered S_OK: share one array instead of allocating one
+        // per reply.
+        if status == .ok { return okBytes }
+        return encodeUncached(status)
+    }
+
+    private static let okBytes = encodeUncached(.ok)
+
+    private static func encodeUncached(_ status: HResult) -> [UInt8] {
         var w = ByteWriter(size: FCopyLayout.replySize)
         w.u32(status.rawValue, at: 0)
         return w.bytes
