@@ -134,6 +134,15 @@ def kvp_chart(data, pool):
             "ylabel": "ops/s", "log": True, "series": series}
 
 
+def attainable(null_throughput, write_cpu):
+    """MB/s of the null responder's job plus the CPU time that writing the bytes alone costs, on
+    the same CPU: the fastest any daemon that writes the file could go in this setup."""
+    if not null_throughput or not write_cpu:
+        return None
+    seconds_per_byte = 1 / (null_throughput[1] * 1e6) + write_cpu[1] / (1 << 30)
+    return 1 / seconds_per_byte / 1e6
+
+
 def fcopy_section(R, out, charts):
     params = R.params("fcopy")
     if not params:
@@ -141,15 +150,19 @@ def fcopy_section(R, out, charts):
     out.append("## File copy (MB/s = 10^6 bytes/s over the whole job; char device relay, and the UIO ring where marked — "
                "there the null responder is the null-sink ceiling of our own ring runner, and no reference daemon exists)\n")
     out.append("| copy | hvguestd | reference | null responder (ceiling) | hvguestd / reference | hvguestd / ceiling | "
-               "CPU s/GiB hvguestd | CPU s/GiB reference |")
-    out.append("|---|---|---|---|---|---|---|---|")
+               "attainable (ceiling + writing) | hvguestd / attainable | CPU s/GiB hvguestd | CPU s/GiB reference | "
+               "CPU s/GiB writing alone |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
     bars = []
     for p in params:
         h, r, n = (R.get("fcopy", d, p, "throughput") for d in ("hvguestd", "reference", "null"))
-        ch, cr = (R.get("fcopy", d, p, "cpu_s_per_gib") for d in ("hvguestd", "reference"))
+        ch, cr, cw = (R.get("fcopy", d, p, "cpu_s_per_gib") for d in ("hvguestd", "reference", "write"))
         ceil = ratio(h, n)
+        att = attainable(n, cw)
+        ra = ratio(h, (att, att, att)) if att else None
         out.append(f"| {p} | {cell(h)} | {cell(r)} | {cell(n)} | {fmt_ratio(ratio(h, r))} | "
-                   f"{'—' if ceil is None else f'{ceil * 100:.0f} %'} | {cell(ch, 2)} | {cell(cr, 2)} |")
+                   f"{'—' if ceil is None else f'{ceil * 100:.0f} %'} | {fmt(att)} | "
+                   f"{'—' if ra is None else f'{ra * 100:.0f} %'} | {cell(ch, 2)} | {cell(cr, 2)} | {cell(cw, 2)} |")
         bars.append((p, [x[1] if x else 0 for x in (h, r, n)]))
     out.append("")
     charts.append(("fcopy.png", {"title": "File copy throughput (MB/s, median)", "bars": bars,
@@ -288,7 +301,9 @@ def goals_section(R, out):
         ch, cr = R.get("fcopy", "hvguestd", p, "cpu_s_per_gib"), R.get("fcopy", "reference", p, "cpu_s_per_gib")
         if h and n:
             transport = "" if p.endswith("UIO") else ", char device"
-            add(f"file copy ≥ 95 % of the ceiling ({p}{transport})", f"{h[1] / n[1] * 100:.0f} %", h[1] / n[1] >= 0.95)
+            att = attainable(n, R.get("fcopy", "write", p, "cpu_s_per_gib"))
+            extra = f" (attainable with the write: {h[1] / att * 100:.0f} %)" if att else ""
+            add(f"file copy ≥ 95 % of the ceiling ({p}{transport})", f"{h[1] / n[1] * 100:.0f} %{extra}", h[1] / n[1] >= 0.95)
         if ch and cr:
             add(f"file copy CPU per GiB ≤ the reference ({p})", f"{ch[1]:.2f} vs {cr[1]:.2f} s/GiB", ch[1] <= cr[1])
     for p in R.params("vss"):
