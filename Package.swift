@@ -28,6 +28,9 @@ let package = Package(
         .target(name: "HVWire", swiftSettings: strict),
         .target(name: "HVRing", dependencies: ["CHVLinux"], swiftSettings: strict),
 
+        // TOML 1.0 parser for the configuration files: pure Swift, no dependencies.
+        .target(name: "HVTOML", swiftSettings: strict),
+
         // The only module that calls libc.
         .target(name: "HVSystem", dependencies: ["CHVLinux", "CSystemd"], swiftSettings: strict),
 
@@ -87,6 +90,7 @@ let package = Package(
             swiftSettings: strict),
 
         .testTarget(name: "HVWireTests", dependencies: ["HVWire"], swiftSettings: strict),
+        .testTarget(name: "HVTOMLTests", dependencies: ["HVTOML"], swiftSettings: strict),
         .testTarget(
             name: "HVRingTests", dependencies: ["HVRing", "HVWire", "HVTransport", "HVEmulator", "HVSystem"],
             swiftSettings: strict),
