@@ -17,7 +17,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // C shims for what Swift cannot import (macros, _GNU_SOURCE functions, cmsg).
@@ -54,7 +53,7 @@ let package = Package(
             dependencies: [
                 "HVServiceKit", "HVKVP", "HVFileCopy", "HVVSS",
                 "HVShutdown", "HVTimeSync", "HVHeartbeat",
-                .product(name: "TOMLKit", package: "TOMLKit"),
+                "HVTOML",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
