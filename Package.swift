@@ -72,7 +72,7 @@ let package = Package(
         // Executables: thin.
         .executableTarget(
             name: "hvguestd",
-            dependencies: ["HVDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["HVDaemon", "HVServiceKit", "HVSystem", "HVVSS", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         .executableTarget(
             name: "hvguestctl",
