@@ -89,7 +89,7 @@ let package = Package(
             swiftSettings: strict),
 
         .testTarget(name: "HVWireTests", dependencies: ["HVWire"], swiftSettings: strict),
-        .testTarget(name: "HVTOMLTests", dependencies: ["HVTOML"], swiftSettings: strict),
+        .testTarget(name: "HVTOMLTests", dependencies: ["HVTOML", "HVSystem"], swiftSettings: strict),
         .testTarget(
             name: "HVRingTests", dependencies: ["HVRing", "HVWire", "HVTransport", "HVEmulator", "HVSystem"],
             swiftSettings: strict),

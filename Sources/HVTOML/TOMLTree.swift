@@ -59,29 +59,9 @@ extension TableNode {
     static func openHeader(
         root: TableNode, keys: [String], isArray: Bool, line: Int, lines: inout [[TOMLPathComponent]: Int]
     ) throws(RuleError) -> (TableNode, [TOMLPathComponent]) {
-        var node = root
         var path: [TOMLPathComponent] = []
         var names: [String] = []
-        for key in keys.dropLast() {
-            names.append(key)
-            path.append(.key(key))
-            switch node[key] {
-            case nil:
-                let t = TableNode(.implicit)
-                node.add(key, .table(t))
-                lines[path] = line
-                node = t
-            case .table(let t)?:
-                node = t
-            case .tables(let a)?:
-                // A header below an array of tables belongs to its last element.
-                guard let last = a.elements.last else { throw RuleError(message: "array of tables '\(TOMLSyntax.displayPath(names))' is empty") }
-                path.append(.index(a.elements.count - 1))
-                node = last
-            case .value(let v)?:
-                throw RuleError(message: "'\(TOMLSyntax.displayPath(names))' is already defined as \(article(v)); it cannot hold a table")
-            }
-        }
+        let node = try root.walk(keys.dropLast(), path: &path, names: &names, byDottedKey: false, line: line, lines: &lines)
         guard let key = keys.last else { throw RuleError(message: "expected a key in the table header") }
         names.append(key)
         path.append(.key(key))
@@ -135,32 +115,54 @@ extension TableNode {
     func resolveDotted(
         keys: [String], path: [TOMLPathComponent], line: Int, lines: inout [[TOMLPathComponent]: Int]
     ) throws(RuleError) -> TableNode {
-        var node = self
         var path = path
         var names: [String] = []
-        for key in keys.dropLast() {
+        let node = try walk(keys.dropLast(), path: &path, names: &names, byDottedKey: true, line: line, lines: &lines)
+        if let key = keys.last, node[key] != nil {
+            throw RuleError(message: "duplicate key '\(TOMLSyntax.displayPath(names + [key]))'")
+        }
+        return node
+    }
+}
+
+extension TableNode {
+    /// Walks down the tables named by `keys` (the parents in `[a.b.c]` or `a.b.c = …`),
+    /// creating missing ones, extending `path` and `names`. A header may pass through any table
+    /// and into the last element of an array of tables; a dotted key only through tables not
+    /// defined by their own header, which it then counts as defined by dotted keys.
+    fileprivate func walk(
+        _ keys: ArraySlice<String>, path: inout [TOMLPathComponent], names: inout [String], byDottedKey: Bool, line: Int,
+        lines: inout [[TOMLPathComponent]: Int]
+    ) throws(RuleError) -> TableNode {
+        var node = self
+        for key in keys {
             names.append(key)
             path.append(.key(key))
+            let shown = TOMLSyntax.displayPath(names)
             switch node[key] {
             case nil:
-                let t = TableNode(.dotted)
+                let t = TableNode(byDottedKey ? .dotted : .implicit)
                 node.add(key, .table(t))
                 lines[path] = line
                 node = t
             case .table(let t)?:
-                if t.origin == .header {
-                    throw RuleError(message: "cannot add to table '\(TOMLSyntax.displayPath(names))' with dotted keys: it is defined by its own [header]")
+                if byDottedKey {
+                    guard t.origin != .header else {
+                        throw RuleError(message: "cannot add to table '\(shown)' with dotted keys: it is defined by its own [header]")
+                    }
+                    t.origin = .dotted
                 }
-                t.origin = .dotted
                 node = t
-            case .tables?:
-                throw RuleError(message: "cannot add to '\(TOMLSyntax.displayPath(names))' with dotted keys: it is an array of tables")
+            case .tables(let a)?:
+                guard !byDottedKey else { throw RuleError(message: "cannot add to '\(shown)' with dotted keys: it is an array of tables") }
+                // A header below an array of tables belongs to its last element.
+                guard let last = a.elements.last else { throw RuleError(message: "array of tables '\(shown)' is empty") }
+                path.append(.index(a.elements.count - 1))
+                node = last
             case .value(let v)?:
-                throw RuleError(message: "'\(TOMLSyntax.displayPath(names))' is already defined as \(article(v)); it cannot hold more keys")
+                let what = byDottedKey ? "it cannot hold more keys" : "it cannot hold a table"
+                throw RuleError(message: "'\(shown)' is already defined as \(article(v)); \(what)")
             }
-        }
-        if let key = keys.last, node[key] != nil {
-            throw RuleError(message: "duplicate key '\(TOMLSyntax.displayPath(names + [key]))'")
         }
         return node
     }

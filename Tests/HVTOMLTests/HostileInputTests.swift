@@ -1,9 +1,7 @@
+import HVSystem
 import HVTOML
 import Testing
 
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Inputs that aborted the previous parser (toml++), and mutations of valid documents: each
 /// must give a value tree or a `TOMLError`, never a trap.
@@ -12,10 +10,10 @@ import Glibc
     /// is parsed on its own too).
     @Test func pastFuzzCrashesAreErrors() throws {
         let dir = packageRoot + "/Fuzz/crashes/config"
-        let names = try #require(listDirectory(dir)).filter { !$0.hasPrefix(".") }
+        let names = try directoryEntryNames(dir).filter { !$0.hasPrefix(".") }.sorted()
         #expect(names.count >= 7)
         for name in names {
-            let bytes = try #require(readWholeFile(dir + "/" + name), "\(name)")
+            let bytes = try readFile(dir + "/" + name)
             #expect(failure(bytes, shown: name) != nil)
             for part in bytes.split(separator: 0, omittingEmptySubsequences: false) {
                 _ = try? TOMLDocument(parsing: Array(part))
@@ -45,7 +43,7 @@ import Glibc
             "[[a.b]]\nc = { d = 1979-05-27T07:32:00Z, e = [1.5e3, -inf, 07:32:00] }\n'f' = '''g'''\n",
             "x.y.z = \"\\u00E9\\U0001F600\"\r\n[q]\r\nr = [\r\n 1_000,\r\n]\r\n",
         ]
-        var rng = SplitMix(seed: 0x5EED)
+        var rng = Mutator(state: 0x5EED)
         let alphabet = Array("[]{}=,.\"'\\#\n\r\t 0123456789-+_:eExob".utf8) + [0x00, 0x7F, 0xC3, 0xA9, 0xFF]
         var accepted = 0
         var refused = 0
@@ -73,41 +71,11 @@ import Glibc
     }
 }
 
-struct SplitMix {
+/// A seeded linear congruential generator (Knuth's MMIX constants): reproducible mutations.
+struct Mutator {
     var state: UInt64
-    init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        return state >> 33
     }
-}
-
-/// Directory entries, without Foundation (this test target depends on HVTOML only).
-func listDirectory(_ path: String) -> [String]? {
-    guard let dir = opendir(path) else { return nil }
-    defer { closedir(dir) }
-    var names: [String] = []
-    while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-        }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names.sorted()
-}
-
-func readWholeFile(_ path: String) -> [UInt8]? {
-    guard let f = fopen(path, "rb") else { return nil }
-    defer { fclose(f) }
-    var out: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let n = fread(&buffer, 1, buffer.count, f)
-        if n <= 0 { break }
-        out.append(contentsOf: buffer[0..<n])
-    }
-    return out
 }

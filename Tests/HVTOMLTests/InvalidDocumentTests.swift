@@ -1,10 +1,6 @@
 import HVTOML
 import Testing
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 @Suite struct InvalidDocumentTests {
     @Test func missingValuesAndKeys() {
         expectFailure("a = ", line: 1, column: 5, "expected a value after '='")
