@@ -67,6 +67,11 @@ struct TOMLParser {
 
     mutating func parseDocument() throws(TOMLError) -> (TOMLTable, [[TOMLPathComponent]: Int]) {
         try validateEncoding()
+        // A UTF-8 byte order mark (some Windows editors write one) is not part of the document.
+        if b.count >= 3, b[0] == 0xEF, b[1] == 0xBB, b[2] == 0xBF {
+            i = 3
+            lineStart = 3
+        }
         let root = TableNode(.header)
         var current = root
         var currentPath: [TOMLPathComponent] = []

@@ -286,6 +286,28 @@ import Testing
         #expect(root("a = 1") == ["a": .integer(1)])  // no final line break
     }
 
+    @Test func aLeadingByteOrderMarkIsSkipped() throws {
+        let doc = try TOMLDocument(parsing: [0xEF, 0xBB, 0xBF] + Array("a = 1\n".utf8))
+        #expect(doc.root == ["a": .integer(1)])
+        // Columns count from after it; elsewhere it is an ordinary (invalid) character.
+        #expect(failure([0xEF, 0xBB, 0xBF] + Array("a = 1 x".utf8))?.column == 7)
+        #expect(failure(Array("a = 1\n".utf8) + [0xEF, 0xBB, 0xBF])?.message.contains("U+FEFF") == true)
+    }
+
+    @Test func largeDocumentsParseInOnePass() throws {
+        let items = String(repeating: "1,", count: 200_000)
+        let keys = (0..<20_000).map { "k\($0) = \"v\($0)\"" }.joined(separator: "\n")
+        let doc = try parse("a = [\(items)]\n[t]\n\(keys)\n")
+        if case .array(let a)? = doc.root["a"] { #expect(a.count == 200_000) } else { Issue.record("a is not an array") }
+        if case .table(let t)? = doc.root["t"] {
+            #expect(t.count == 20_000)
+            #expect(t["k19999"] == .string("v19999"))
+        } else {
+            Issue.record("t is not a table")
+        }
+        #expect(doc.line(of: ["t", "k19999"]) == 20_002)
+    }
+
     @Test func bytesAndStringInputAgree() throws {
         let text = "[a]\nb = \"é\"\n"
         #expect(try TOMLDocument(parsing: Array(text.utf8)).root == (try TOMLDocument(parsing: text)).root)
