@@ -17,7 +17,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // C shims for what Swift cannot import (macros, _GNU_SOURCE functions, cmsg).
@@ -27,6 +26,9 @@ let package = Package(
         // Pure core: byte formats and the VMBus ring algorithm. No I/O.
         .target(name: "HVWire", swiftSettings: strict),
         .target(name: "HVRing", dependencies: ["CHVLinux"], swiftSettings: strict),
+
+        // TOML 1.0 parser for the configuration files: pure Swift, no dependencies.
+        .target(name: "HVTOML", swiftSettings: strict),
 
         // The only module that calls libc.
         .target(name: "HVSystem", dependencies: ["CHVLinux", "CSystemd"], swiftSettings: strict),
@@ -51,7 +53,7 @@ let package = Package(
             dependencies: [
                 "HVServiceKit", "HVKVP", "HVFileCopy", "HVVSS",
                 "HVShutdown", "HVTimeSync", "HVHeartbeat",
-                .product(name: "TOMLKit", package: "TOMLKit"),
+                "HVTOML",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
@@ -70,7 +72,7 @@ let package = Package(
         // Executables: thin.
         .executableTarget(
             name: "hvguestd",
-            dependencies: ["HVDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["HVDaemon", "HVServiceKit", "HVSystem", "HVVSS", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         .executableTarget(
             name: "hvguestctl",
@@ -87,6 +89,7 @@ let package = Package(
             swiftSettings: strict),
 
         .testTarget(name: "HVWireTests", dependencies: ["HVWire"], swiftSettings: strict),
+        .testTarget(name: "HVTOMLTests", dependencies: ["HVTOML", "HVSystem"], swiftSettings: strict),
         .testTarget(
             name: "HVRingTests", dependencies: ["HVRing", "HVWire", "HVTransport", "HVEmulator", "HVSystem"],
             swiftSettings: strict),

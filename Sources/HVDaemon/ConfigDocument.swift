@@ -1,7 +1,7 @@
 import Glibc
 import HVServiceKit
 import HVSystem
-import TOMLKit
+import HVTOML
 
 /// The merged configuration: a main file plus its drop-ins, as neutral `ConfigValue`s.
 ///
@@ -72,15 +72,16 @@ public struct ConfigDocument: Sendable {
         var sections: [String: [String: ConfigValue]] = [:]
         var origins: [String: [String: ConfigLocation]] = [:]
         for (file, text) in sources {
-            let root = try parseTOML(file: file, text: text)
-            let lines = ConfigKeyLocator.keyLines(in: text)
+            let document = try parseTOML(file: file, text: text)
+            let root = document.root
             func location(_ path: [String]) -> ConfigLocation {
-                ConfigLocation(file: file, line: line(of: path, in: lines))
+                ConfigLocation(file: file, line: document.line(of: path))
             }
 
             var unknown: [String] = []
             for name in root.keys.sorted() {
-                guard let value = root[name] else { continue }
+                guard let tomlValue = root[name] else { continue }
+                let value = convert(tomlValue)
                 guard case .table(let table) = value else {
                     throw ConfigError(
                         location: location([name]), key: name,
@@ -143,66 +144,30 @@ public struct ConfigDocument: Sendable {
         return text
     }
 
-    private static func parseTOML(file: String, text: String) throws(ConfigError) -> [String: ConfigValue] {
-        // toml++ reads the text as a C string: an embedded NUL would silently end the document.
-        if let nul = text.utf8.firstIndex(of: 0) {
-            let line = text.utf8[..<nul].count(where: { $0 == UInt8(ascii: "\n") }) + 1
-            throw ConfigError(location: ConfigLocation(file: file, line: line), key: "", message: "syntax error: NUL byte in file")
-        }
-        try TOMLPrecheck.check(file: file, text: text)
-        let table: TOMLTable
+    /// Parses one file. The parser (HVTOML, ours) reports every problem with a line and
+    /// column, NUL bytes and too deep nesting included, and never traps.
+    private static func parseTOML(file: String, text: String) throws(ConfigError) -> TOMLDocument {
         do {
-            table = try TOMLTable(string: text)
-        } catch let error as TOMLParseError {
-            let begin = error.source.begin
-            throw ConfigError(
-                location: ConfigLocation(file: file, line: begin.line), key: "",
-                message: "syntax error at column \(begin.column): \(error.description)")
+            return try TOMLDocument(parsing: text)
         } catch {
-            throw ConfigError(location: ConfigLocation(file: file), key: "", message: "syntax error: \(error)")
+            throw ConfigError(
+                location: ConfigLocation(file: file, line: error.line), key: "",
+                message: "syntax error at column \(error.column): \(error.message)")
         }
-        return try convertTable(table, file: file)
     }
 
-    /// Not `for (key, value) in table`: TOMLKit's iterator force-unwraps the lookup of each key
-    /// it listed, and some keys (found by fuzzing: quoted keys with control characters) do not
-    /// look up again, which aborted the daemon. Such a key is reported instead.
-    private static func convertTable(_ table: TOMLTable, file: String) throws(ConfigError) -> [String: ConfigValue] {
-        var out: [String: ConfigValue] = [:]
-        for key in table.keys {
-            guard let value = table[key] else {
-                throw ConfigError(location: ConfigLocation(file: file), key: "",
-                                  message: "unsupported key \(String(reflecting: key)) (control characters in a key)")
-            }
-            out[key] = try convert(value, file: file)
-        }
-        return out
-    }
-
-    private static func convert(_ value: any TOMLValueConvertible, file: String) throws(ConfigError) -> ConfigValue {
-        switch value.type {
-        case .table:
-            if let t = value.table { return .table(try convertTable(t, file: file)) }
-        case .array:
-            if let a = value.array {
-                var items: [ConfigValue] = []
-                for item in a { items.append(try convert(item, file: file)) }
-                return .array(items)
-            }
-        case .string:
-            if let s = value.string { return .string(s) }
-        case .int:
-            if let i = value.int { return .integer(Int64(i)) }
-        case .double:
-            if let d = value.double { return .float(d) }
-        case .bool:
-            if let b = value.bool { return .bool(b) }
-        case .date, .time, .dateTime:
-            break
-        }
+    private static func convert(_ value: TOMLValue) -> ConfigValue {
+        switch value {
+        case .string(let s): .string(s)
+        case .integer(let i): .integer(i)
+        case .float(let d): .float(d)
+        case .bool(let b): .bool(b)
         // Dates and times have no use in hvguest's settings: keep their text so that a setting
         // that receives one reports "expected …, got a string".
-        return .string(value.debugDescription)
+        case .offsetDateTime(let t), .localDateTime(let t), .localDate(let t), .localTime(let t): .string(t)
+        case .array(let items): .array(items.map(convert))
+        case .table(let t): .table(Dictionary(t.entries.map { ($0.key, convert($0.value)) }, uniquingKeysWith: { _, new in new }))
+        }
     }
 
     /// A later file's value replaces an earlier one, except that tables merge key by key.
@@ -210,16 +175,5 @@ public struct ConfigDocument: Sendable {
         guard case .table(var merged)? = old, case .table(let newTable) = new else { return new }
         for (k, v) in newTable { merged[k] = mergeValue(merged[k], v) }
         return .table(merged)
-    }
-
-    /// The line of `path`, or of its first appearance as a prefix (a `[vss.hooks]` header or a
-    /// dotted key `hooks.freeze = …` sets `vss.hooks`).
-    private static func line(of path: [String], in lines: [[String]: Int]) -> Int? {
-        if let exact = lines[path] { return exact }
-        var best: Int? = nil
-        for (candidate, line) in lines where candidate.count > path.count && Array(candidate.prefix(path.count)) == path {
-            best = min(best ?? line, line)
-        }
-        return best
     }
 }

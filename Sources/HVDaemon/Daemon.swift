@@ -7,7 +7,7 @@ import HVVSS
 import Logging
 
 /// Command-line choices of `hvguestd` (DESIGN.md, "Interfaces others rely on").
-public struct DaemonOptions: Sendable {
+public struct DaemonOptions: Sendable, Equatable {
     /// `--config FILE`; nil = `/etc/hvguest/hvguest.toml` if it exists.
     public var configFile: String?
     /// `--device-root DIR` (default `/`).

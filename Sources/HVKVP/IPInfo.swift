@@ -131,7 +131,7 @@ public struct NetworkState: Sendable {
     public func dhcpEnabled(interface: String, index: Int) -> Bool {
         if index > 0 {
             if fileKind(path("/run/systemd/netif/leases/\(index)")) == .regular { return true }
-            if let nm = textFile(path("/run/NetworkManager/devices/\(index)")), nm.contains("[dhcp4]") { return true }
+            if let nm = textFile(path("/run/NetworkManager/devices/\(index)")), nm.containsText("[dhcp4]") { return true }
         }
         let nmLeaseSuffix = "-\(interface).lease"
         if directoryEntries(path("/var/lib/NetworkManager")).contains(where: { $0.hasSuffix(nmLeaseSuffix) }) { return true }
@@ -140,7 +140,7 @@ public struct NetworkState: Sendable {
             return true
         }
         if let leases = textFile(path("/var/lib/dhcp/dhclient.leases"), limit: 4 << 20),
-            leases.contains("interface \"\(interface)\"")
+            leases.containsText("interface \"\(interface)\"")
         {
             return true
         }

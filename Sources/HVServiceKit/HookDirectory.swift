@@ -20,8 +20,8 @@ public struct HookDirectory: Sendable {
     /// Names starting with `.`, ending with `~`, or containing `.dpkg-`/`.ucf-`/`.rpm` (package
     /// manager leftovers) are not hooks, as with run-parts.
     public static func isHookName(_ name: String) -> Bool {
-        !(name.hasPrefix(".") || name.hasSuffix("~") || name.contains(".dpkg-") || name.contains(".ucf-")
-            || name.contains(".rpm"))
+        !(name.hasPrefix(".") || name.hasSuffix("~") || name.containsText(".dpkg-") || name.containsText(".ucf-")
+            || name.containsText(".rpm"))
     }
 
     /// The hooks: executable regular files with hook names, in byte order of their names (a

@@ -9,10 +9,10 @@ public enum HostShutdownRecognizer {
     /// Accepts a `/dev/kmsg` record (`PRI,SEQ,TS,FLAGS;text`) or a bare text line.
     public static func recognize(_ line: Substring) -> PowerAction? {
         let text = line.firstIndex(of: ";").map { line[line.index(after: $0)...] } ?? line
-        guard text.contains("hv_utils") || text.contains("request received") else { return nil }
-        if text.contains("Shutdown request received") { return .poweroff }
-        if text.contains("Restart request received") { return .reboot }
-        if text.contains("Hibernation request received") { return .hibernate }
+        guard text.containsText("hv_utils") || text.containsText("request received") else { return nil }
+        if text.containsText("Shutdown request received") { return .poweroff }
+        if text.containsText("Restart request received") { return .reboot }
+        if text.containsText("Hibernation request received") { return .hibernate }
         return nil
     }
 }

@@ -1,4 +1,3 @@
-import ArgumentParser
 import Glibc
 import HVDaemon
 import HVServiceKit
@@ -6,88 +5,67 @@ import HVSystem
 import HVVSS
 import Logging
 
-extension ServiceName: ExpressibleByArgument {}
+// No argument-parsing library here (nor Foundation): the command line is parsed by
+// `DaemonCommandLine` (HVDaemon, unit-tested); see hvguestd(8).
 
 @main
-struct HVGuestD: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "hvguestd",
-        abstract: "Guest side of the Hyper-V integration services (KVP, VSS, file copy, …).",
-        discussion: "See hvguestd(8) and hvguest.toml(5).",
-        subcommands: [Run.self, ThawAll.self],
-        defaultSubcommand: Run.self)
-}
-
-struct CommonOptions: ParsableArguments {
-    @Option(name: .long, help: "Configuration file (default /etc/hvguest/hvguest.toml; drop-ins in FILE.d/).")
-    var config: String?
-
-    @Option(name: .long, help: "Resolve device paths under DIR instead of / (emulated host).")
-    var deviceRoot: String = "/"
-
-    @Option(name: .long, help: "State directory instead of /var/lib/hyperv; runtime files go to DIR/run.")
-    var stateDir: String?
-
-    func options(services: [ServiceName] = []) -> DaemonOptions {
-        DaemonOptions(configFile: config, deviceRoot: deviceRoot, stateDirectory: stateDir, services: services)
+enum HVGuestD {
+    static func main() {
+        switch DaemonCommandLine.parse(Array(CommandLine.arguments.dropFirst())) {
+        case .failure(let usage):
+            writeToStandardError(usage.text)
+            exit(usage.exitCode)
+        case .success(.help(let text)):
+            print(text, terminator: "")
+        case .success(.run(let options)):
+            exit(run(options))
+        case .success(.thawAll(let options)):
+            exit(thawAll(options))
+        }
     }
-}
 
-/// Loads and validates the configuration, or exits 2 naming the file, line and key.
-func loadConfiguration(_ options: DaemonOptions) throws -> DaemonConfiguration {
-    do {
-        return try DaemonConfiguration.load(options)
-    } catch {
-        writeToStandardError("hvguestd: configuration error: \(error)\n")
-        throw ExitCode(2)
+    /// Loads and validates the configuration, or nil after reporting it (exit status 2).
+    static func loadConfiguration(_ options: DaemonOptions) -> DaemonConfiguration? {
+        do {
+            return try DaemonConfiguration.load(options)
+        } catch {
+            writeToStandardError("hvguestd: configuration error: \(error)\n")
+            return nil
+        }
     }
-}
 
-struct Run: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "run", abstract: "Run the daemon (the default).")
-
-    @OptionGroup var common: CommonOptions
-
-    @Argument(help: "Services to run: kvp, fcopy, vss (shutdown, timesync, heartbeat: kernel mode only for now). Default: every service whose device exists.")
-    var services: [ServiceName] = []
-
-    func run() throws {
-        let options = common.options(services: services)
-        let config = try loadConfiguration(options)
+    /// Runs the daemon until SIGTERM or SIGINT; the process exit status.
+    static func run(_ options: DaemonOptions) -> Int32 {
+        guard let config = loadConfiguration(options) else { return 2 }
         HVLogging.bootstrap(settings: config.settings)
         let logger = Logger(label: "hvguestd")
         let daemon = Daemon(options: options, configuration: config, logger: logger)
-        let code = try daemon.runUntilSignalled(
-            onReady: {
-                logger.notice("hvguestd started (device root \(options.deviceRoot))")
-                try? SystemdNotify.ready(status: "started: " + daemon.statusLine())
-            },
-            onStopping: { try? SystemdNotify.stopping(status: "stopping") })
-        throw ExitCode(code)
+        do {
+            return try daemon.runUntilSignalled(
+                onReady: {
+                    logger.notice("hvguestd started (device root \(options.deviceRoot))")
+                    try? SystemdNotify.ready(status: "started: " + daemon.statusLine())
+                },
+                onStopping: { try? SystemdNotify.stopping(status: "stopping") })
+        } catch {
+            writeToStandardError("hvguestd: \(error)\n")
+            return 1
+        }
     }
-}
 
-struct ThawAll: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "thaw-all",
-        abstract: "Thaw every filesystem a crashed or killed hvguestd left frozen (ExecStopPost=).",
-        discussion: "Reads the frozen record in the runtime directory (/run/hvguest/vss-frozen), thaws what it lists in reverse order, then runs the thaw hooks. Exits 0 when nothing is left frozen.")
-
-    @OptionGroup var common: CommonOptions
-
-    func run() throws {
-        let options = common.options()
+    /// Thaws what a crashed or killed daemon left frozen; 0 when nothing is left frozen.
+    static func thawAll(_ options: DaemonOptions) -> Int32 {
         // Even with a broken configuration file the safety net must work: hooks are optional.
         let config = try? DaemonConfiguration.load(options)
         let hooks = config.map { DirectoryHookRunner(directory: $0.vss.hooksDirectory, timeoutSeconds: $0.vss.hookTimeoutSeconds) }
         let report = VSSRecovery.thawAll(runtimeDirectory: options.resolvedRuntimeDirectory, hooks: hooks)
         if !report.hadRecord {
             print("thaw-all: nothing recorded as frozen")
-            return
+            return 0
         }
         for m in report.thawed { print("thawed \(m)") }
         for m in report.notFrozen { print("not frozen: \(m)") }
         for f in report.failures { writeToStandardError("thaw-all: \(f)\n") }
-        if !report.succeeded { throw ExitCode(1) }
+        return report.succeeded ? 0 : 1
     }
 }
