@@ -25,6 +25,8 @@ public final class RelayChannelRunner: @unchecked Sendable {
     public let service: any RelayService
     private let environment: ServiceEnvironment
     private let status: StatusBoard
+    /// This service's entry on the board, updated after every request.
+    private let statusSlot: StatusSlot
     private let settings: Settings
     private let core: ChannelThread
 
@@ -36,6 +38,7 @@ public final class RelayChannelRunner: @unchecked Sendable {
         self.service = service
         self.environment = environment
         self.status = status
+        statusSlot = status.slot(service.name)
         self.settings = settings
         var l = environment.logger
         l[metadataKey: LogField.service] = "\(service.name.rawValue)"
@@ -195,7 +198,7 @@ public final class RelayChannelRunner: @unchecked Sendable {
         // HV_S_CONT is KVP's normal "no more items" answer (every enumeration ends with it, and a
         // GET of a missing key): routine, not a failure.
         let routine = reply.status.isSuccess || reply.status == .noMoreItems
-        status.update(service.name) {
+        statusSlot.update {
             $0.requests += 1
             if !routine { $0.failures += 1 }
             $0.lastRequest = LastRequest(operation: reply.operation, status: reply.status, detail: reply.detail,

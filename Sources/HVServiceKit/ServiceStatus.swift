@@ -58,19 +58,47 @@ public struct ServiceStatus: Sendable, Equatable {
 
 /// Shared, thread-safe status of every service; the channel threads write, the status socket reads.
 public final class StatusBoard: Sendable {
-    private let entries = Locked<[ServiceName: ServiceStatus]>([:])
+    private let slots = Locked<[ServiceName: StatusSlot]>([:])
 
     public init() {}
 
+    /// The one place `service`'s status lives. A channel runner takes its slot once and updates
+    /// it per request without a dictionary lookup (bench/NOTES.md: per-request cost).
+    public func slot(_ service: ServiceName) -> StatusSlot {
+        slots.withLock { all in
+            if let existing = all[service] { return existing }
+            let created = StatusSlot(service: service)
+            all[service] = created
+            return created
+        }
+    }
+
     public func update(_ service: ServiceName, _ body: (inout ServiceStatus) -> Void) {
-        // In place: copying the status out and back cost a hash, a copy and a release per
-        // request.
-        entries.withLock { all in body(&all[service, default: ServiceStatus(service: service)]) }
+        slot(service).update(body)
     }
 
+    /// Every service that has reported at least once, by name.
     public func snapshot() -> [ServiceStatus] {
-        entries.withLock { Array($0.values) }.sorted { $0.service < $1.service }
+        slots.withLock { Array($0.values) }.compactMap(\.current).sorted { $0.service < $1.service }
     }
 
-    public subscript(service: ServiceName) -> ServiceStatus? { entries.withLock { $0[service] } }
+    public subscript(service: ServiceName) -> ServiceStatus? { slots.withLock { $0[service] }?.current }
+}
+
+/// One service's status: absent until its first update.
+public final class StatusSlot: Sendable {
+    public let service: ServiceName
+    private let status = Locked<ServiceStatus?>(nil)
+
+    init(service: ServiceName) { self.service = service }
+
+    public func update(_ body: (inout ServiceStatus) -> Void) {
+        let service = self.service
+        status.withLock { s in
+            if s == nil { s = ServiceStatus(service: service) }
+            body(&s!)
+        }
+    }
+
+    public var current: ServiceStatus? { status.current }
 }
