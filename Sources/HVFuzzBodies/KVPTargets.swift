@@ -1,3 +1,4 @@
+import Glibc
 import HVKVP
 import HVSystem
 import HVWire
@@ -22,6 +23,7 @@ extension FuzzTargets {
 private func poolFile(from data: [UInt8]) -> [UInt8] {
     let parts = splitMessages(data)
     var out: [UInt8] = []
+    out.reserveCapacity(parts.count * KVPRecordLayout.recordSize)
     for (i, p) in parts.enumerated() {
         if i == parts.count - 1 {
             out += p
@@ -45,25 +47,39 @@ private func kvpPoolSeeds() -> [[UInt8]] {
 
 private let fuzzKey = Array("hvguest-fuzz-key".utf8)
 
+/// Replaces the pool file's contents in place (truncate, one write) — what another program
+/// sharing the file could leave. The directory stays for the whole run, so an input costs no
+/// directory tree, rename or sync (the stores opened below are fresh on every input anyway).
+private func rewritePoolFile(_ dir: String, _ bytes: [UInt8]) -> Bool {
+    let file = dir + "/" + KVPPool.external.fileName
+    for attempt in 0..<2 {
+        do throws(SystemError) {
+            let d = try Descriptor.open(file, flags: O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode: 0o644)
+            defer { d.close() }
+            if !bytes.isEmpty { try d.write(bytes, at: 0) }
+            return true
+        } catch {
+            if attempt == 0 { _ = try? makeDirectories(dir) }
+        }
+    }
+    return false
+}
+
 private func kvpPoolBody(_ data: [UInt8]) -> String? {
     let dir = FuzzScratch.path + "/kvp-pool"
-    removeTree(dir)
-    do { try makeDirectories(dir) } catch { return nil }
-    let file = dir + "/" + KVPPool.external.fileName
-    let bytes = poolFile(from: data)
-    do { try writeFileAtomically(file, bytes, mode: 0o644) } catch { return nil }
+    guard rewritePoolFile(dir, poolFile(from: data)) else { return nil }
     // What a reader sees: the first record of each key.
     guard let reader = try? KVPPoolStore(directory: dir, pool: .external, options: KVPStoreOptions(readOnly: true)),
           let records = try? reader.allRecords()
     else { return nil }
     if let n = try? reader.count(), n != records.count { return "count \(n) but \(records.count) records" }
-    var firstValue: [[UInt8]: [UInt8]] = [:]
-    for r in records where firstValue[r.key] == nil { firstValue[r.key] = r.value }
+    let firstValue = firstValues(records)
     for (k, v) in firstValue where !k.isEmpty {
         if (try? reader.value(forKey: k)) != v { return "lookup of a key disagrees with the first record" }
     }
 
-    // A writer: set, reload, remove, reload. Every other key keeps its value.
+    // A writer (which repairs the file on load): set, reload, remove, reload. Every other key
+    // keeps its value.
     guard let writer = try? KVPPoolStore(directory: dir, pool: .external) else { return nil }
     let value = Array(data.prefix(40).map { $0 == 0 ? 0x30 : $0 })
     do { try writer.setValue(value, forKey: fuzzKey) } catch { return nil }
@@ -72,9 +88,13 @@ private func kvpPoolBody(_ data: [UInt8]) -> String? {
         return "pool unreadable after SET"
     }
     if (try? again.value(forKey: fuzzKey)) != value { return "SET lost on reload" }
+    // The other keys after the reload, by lookup and in the records: none lost, none changed.
+    guard let reloaded = try? again.allRecords() else { return "records unreadable after SET" }
+    let now = firstValues(reloaded)
     for (k, v) in firstValue where !k.isEmpty && k != fuzzKey {
         if (try? KVPPoolStore.validate(key: k)) == nil { continue }
-        if let now = try? again.value(forKey: k), now != v { return "SET of another key changed an existing value" }
+        guard let after = now[k] else { return "SET of another key lost an existing key" }
+        if after != v || (try? again.value(forKey: k)) != v { return "SET of another key changed an existing value" }
     }
     _ = try? writer.removeValue(forKey: fuzzKey)
     if let after = try? KVPPoolStore(directory: dir, pool: .external, options: KVPStoreOptions(readOnly: true)),
@@ -83,6 +103,13 @@ private func kvpPoolBody(_ data: [UInt8]) -> String? {
         return "DELETE lost on reload"
     }
     return nil
+}
+
+/// Key → value of its first record (what a lookup must give).
+private func firstValues(_ records: [KVPRecord]) -> [[UInt8]: [UInt8]] {
+    var out: [[UInt8]: [UInt8]] = [:]
+    for r in records where out[r.key] == nil { out[r.key] = r.value }
+    return out
 }
 
 // MARK: service
@@ -122,6 +149,9 @@ private func kvpServiceBody(_ data: [UInt8]) -> String? {
     let root = base + "/root"
     if kvpExecutions.withLock({ n -> Bool in n &+= 1; return n % 128 == 1 }) { removeTree(state) }
     fakeNetworkRoot(root)
+    // A fresh service per input (it loads the pools earlier inputs left, as after a restart).
+    // Keeping one for many inputs was slower: its stores' indexes grow with every SET, so
+    // libFuzzer sees more mallocs than frees, runs each such input twice and scans for leaks.
     let configurator = NativeIPConfigurator(backend: .script, root: root, stateDirectory: state, scriptPath: base + "/set-ip",
                                             runner: RecordingProgramRunner())
     guard let service = try? KVPService(stateDirectory: state, facts: LiveSystemFacts(root: root), networkRoot: root,

@@ -117,18 +117,33 @@ private func fcopyServiceSeeds() -> [[UInt8]] {
     ]
 }
 
-private let fcopyExecutions = Locked(0)
+/// One service for the run (a copy in progress is its only state, and every input ends with a
+/// channel reset, so inputs stay independent); the root starts empty every 32 inputs, which
+/// keeps the tree the invariant check walks small.
+private struct FCopyHarness {
+    var scratch = ""
+    var executions = 0
+    var service: FileCopyService?
+}
+
+private let fcopyHarness = Locked(FCopyHarness())
 
 private func fcopyServiceBody(_ data: [UInt8]) -> String? {
     let scratch = FuzzScratch.path + "/fcopy"
     let root = scratch + "/root"
-    // Start every so often from an empty root, so the tree stays small.
-    if fcopyExecutions.withLock({ n -> Bool in n &+= 1; return n % 256 == 1 }) {
-        removeTree(root)
+    let service = fcopyHarness.withLock { h -> FileCopyService in
+        h.executions &+= 1
+        if h.executions % 32 == 1 || h.scratch != scratch || fileKind(root) != .directory {
+            removeTree(root)
+            _ = try? makeDirectories(root)
+        }
+        if h.scratch != scratch || h.service == nil {
+            h.scratch = scratch
+            h.service = FileCopyService(
+                configuration: FileCopyConfiguration(allowedRoots: [root], fsync: false), environment: scratchEnvironment(scratch))
+        }
+        return h.service!
     }
-    _ = try? makeDirectories(root)
-    let service = FileCopyService(
-        configuration: FileCopyConfiguration(allowedRoots: [root], fsync: false), environment: scratchEnvironment(scratch))
     for var m in splitMessages(data) {
         rewritePlaceholder(&m, root: root)
         let r = service.handle(request: m)

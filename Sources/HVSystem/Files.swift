@@ -25,6 +25,10 @@ public func fileKind(_ path: String) -> FileKind {
 
 /// Creates `path` and its parents (mode 0755 by default); existing directories are fine.
 public func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(SystemError) {
+    // Usually the parent exists already: one mkdir instead of one per component (the frozen
+    // record is written this way on every FREEZE, pool stores on every open). Any other error
+    // (a missing parent, no permission) takes the walk below, which names the failing part.
+    if !path.isEmpty, mkdir(path, mode) == 0 || errno == EEXIST { return }
     var prefix = path.hasPrefix("/") ? "/" : ""
     for part in path.split(separator: "/") {
         prefix += part

@@ -61,16 +61,28 @@ extension Descriptor {
 
     /// Reads up to `count` bytes at `offset`; fewer only at end of file.
     public func read(count: Int, at offset: Int64) throws(SystemError) -> [UInt8] {
-        var buffer = [UInt8](repeating: 0, count: count)
-        var done = 0
-        while done < count {
-            let n = try retryOnInterrupt("pread \(self)") {
-                buffer.withUnsafeMutableBytes { Glibc.pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
+        // Uninitialized, as `read(max:)`: a pool reload reads whole files, and zero-filling the
+        // buffer first was a second pass over every byte.
+        guard count > 0 else { return [] }
+        var failure: SystemError?
+        let buffer = [UInt8](unsafeUninitializedCapacity: count) { b, initialized in
+            var done = 0
+            while done < count {
+                let n: Int
+                do throws(SystemError) {
+                    n = try retryOnInterrupt("pread \(self)") {
+                        Glibc.pread(fd, b.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+                    }
+                } catch {
+                    failure = error
+                    break
+                }
+                if n == 0 { break }
+                done += n
             }
-            if n == 0 { break }
-            done += n
+            initialized = done
         }
-        if done < count { buffer.removeSubrange(done...) }
+        if let failure { throw failure }
         return buffer
     }
 

@@ -75,6 +75,19 @@ import Testing
         #expect(t.rejected.first?.line == 2)
     }
 
+    /// The kernel escapes only space, tab, newline and backslash, so a "\r" in a name reaches us
+    /// raw: it is a byte of its field, and only "\n" ends a line, even right after "\r" (for
+    /// Swift Characters "\r\n" is one, which misled the mountinfo fuzz body's line count).
+    @Test func carriageReturnsAreFieldBytesNotLineEnds() {
+        let text = "27 1 254:0 / / rw - ext4 /dev/vda rw\r\n\r\nbad\r\n22 27 0:21 / /a\rb rw - proc proc rw\n"
+        let t = MountTable.parse(text)
+        #expect(t.entries.map(\.mountPoint) == ["/", "/a\rb"])
+        #expect(t.entries.first?.superOptions == ["rw\r"])
+        #expect(t.rejected.map(\.line) == [2, 3])
+        #expect(text.split(separator: "\n", omittingEmptySubsequences: false).count == 2)
+        #expect(text.utf8.filter { $0 == UInt8(ascii: "\n") }.count + 1 >= t.entries.count + t.rejected.count)
+    }
+
     @Test func parsesThisMachinesMountinfo() throws {
         let bytes = try #require(FileManagerShim.read("/proc/self/mountinfo"))
         let t = MountTable.parse(bytes)
