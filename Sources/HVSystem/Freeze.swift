@@ -112,6 +112,22 @@ public enum PathOps {
         try syncDirectory(of: path)
     }
 
+    /// Creates or replaces `path` with `bytes`: open (O_TRUNC), write, close. No fsync: for
+    /// files whose content only has to outlive this process, not the machine.
+    public static func writeFile(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(SystemError) {
+        let d = try Descriptor.open(path, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
+        defer { d.close() }
+        try bytes.withUnsafeBytes { raw in Result { () throws(SystemError) in try d.writeAll(raw) } }.get()
+    }
+
+    /// Removes `path`; a missing file is not an error. Not synced (see `writeFile`).
+    public static func removeFile(_ path: String) throws(SystemError) {
+        if unlink(path) != 0 {
+            let e = chv_errno()
+            if e != ENOENT { throw SystemError("unlink \(path)", errno: e) }
+        }
+    }
+
     /// Removes `path`; a missing file is not an error. The directory is synced afterwards.
     public static func removeFileDurably(_ path: String) throws(SystemError) {
         if unlink(path) != 0 {

@@ -52,10 +52,7 @@ public enum Sysfs {
 
     /// Creates or replaces a file with `contents` (the emulator's fake sysfs attributes).
     public static func writeFile(_ path: String, contents: String, mode: mode_t = 0o644) throws(SystemError) {
-        let d = try Descriptor.open(path, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
-        defer { d.close() }
-        let bytes = Array(contents.utf8)
-        try bytes.withUnsafeBytes { raw in Result { () throws(SystemError) in try d.writeAll(raw) } }.get()
+        try PathOps.writeFile(path, Array(contents.utf8), mode: mode)
     }
 }
 

@@ -3,12 +3,18 @@ import HVSystem
 
 /// The frozen-filesystem record: `<runtimeDirectory>/vss-frozen`, one mountpoint per line.
 ///
-/// Written (fsync + rename + directory fsync) **before** the first FIFREEZE and removed after
-/// a complete thaw, so a daemon that dies while filesystems are frozen leaves a list that the
-/// next start, or `hvguestd thaw-all` in `ExecStopPost=`, uses to thaw them. The runtime
-/// directory is `/run/hvguest`, on tmpfs on real systems: never a filesystem we freeze, so
-/// the record can be removed while frozen filesystems are being thawed, and a reboot (which
-/// thaws everything) also forgets it.
+/// Written **before** the first FIFREEZE and removed after a complete thaw, so a daemon that
+/// dies while filesystems are frozen leaves a list that the next start, or `hvguestd thaw-all`
+/// in `ExecStopPost=`, uses to thaw them. The runtime directory is `/run/hvguest`, on tmpfs on
+/// real systems: never a filesystem we freeze, so the record can be removed while frozen
+/// filesystems are being thawed, and a reboot (which thaws everything) also forgets it.
+///
+/// Plain write and unlink, no fsync or rename (they were ≈ 8 of the freeze window's system
+/// calls): the record only has to outlive the *process*, and a written page does. A power
+/// loss thaws every filesystem anyway, so a record that did not reach the disk loses nothing;
+/// one left over from before a reboot makes `thaw-all` try filesystems that are not frozen,
+/// which is harmless. A crash in the middle of writing it happens before anything is frozen,
+/// so a torn record is harmless too.
 public enum FrozenRecord {
     public static let fileName = "vss-frozen"
     static let header = "# hvguest: filesystems that may still be frozen; `hvguestd thaw-all` thaws them"
@@ -51,12 +57,12 @@ public enum FrozenRecord {
         let p = path(runtimeDirectory: runtimeDirectory)
         let bytes = encode(mountPoints)
         do {
-            try PathOps.writeFileDurably(p, bytes)
+            try PathOps.writeFile(p, bytes)
         } catch where error.errno == ENOENT {
             // First freeze after boot (or the directory was removed): create it, then retry.
             // Not done up front: it is inside the freeze window.
             try makeDirectories(runtimeDirectory)
-            try PathOps.writeFileDurably(p, bytes)
+            try PathOps.writeFile(p, bytes)
         }
     }
 
@@ -68,7 +74,7 @@ public enum FrozenRecord {
     }
 
     public static func remove(runtimeDirectory: String) throws(SystemError) {
-        try PathOps.removeFileDurably(path(runtimeDirectory: runtimeDirectory))
+        try PathOps.removeFile(path(runtimeDirectory: runtimeDirectory))
     }
 }
 
