@@ -42,6 +42,14 @@ class Results:
         e = self.m.get((scenario, daemon, param, metric))
         return stats(e["values"]) if e else None
 
+    def p99(self, scenario, daemon, param, metric):
+        """Nearest-rank 99th percentile of every sample (VSS: 25 per contender and row)."""
+        e = self.m.get((scenario, daemon, param, metric))
+        if not e or not e["values"]:
+            return None
+        v = sorted(e["values"])
+        return v[max(0, -(-99 * len(v) // 100) - 1)]
+
     def params(self, scenario):
         seen = []
         for (s, _, p, _) in self.m:
@@ -175,15 +183,18 @@ def vss_section(R, out, charts):
     if not params:
         return
     out.append("## VSS freeze window (ms: FREEZE sent → THAW answered, no hold; floor = FIFREEZE all + FITHAW all in one process)\n")
-    out.append("| filesystems | floor | hvguestd | reference | null responder | hvguestd − floor | hvguestd vs reference |")
-    out.append("|---|---|---|---|---|---|---|")
+    out.append("| filesystems | floor | hvguestd | reference | null responder | hvguestd − floor | hvguestd vs reference | "
+               "p99 floor | p99 hvguestd | p99 reference |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|")
     series = {d: [] for d in DAEMONS}
     for p in params:
         f, h, r, n = (R.get("vss", d, p, "freeze_window_ms") for d in ("floor", "hvguestd", "reference", "null"))
         diff = None if h is None or f is None else h[1] - f[1]
         vs = "—" if h is None or r is None else ("≤" if h[1] <= r[1] else ">") + f" ({fmt(h[1] - r[1], 3)} ms)"
+        p99s = [R.p99("vss", d, p, "freeze_window_ms") for d in ("floor", "hvguestd", "reference")]
         out.append(f"| {p} | {cell(f, 3)} | {cell(h, 3)} | {cell(r, 3)} | {cell(n, 3)} | "
-                   f"{'—' if diff is None else f'{diff:+.3f} ms'} | {vs} |")
+                   f"{'—' if diff is None else f'{diff:+.3f} ms'} | {vs} | "
+                   + " | ".join(fmt(x, 3) for x in p99s) + " |")
         count = int(p.split()[0])
         for d, v in (("floor", f), ("hvguestd", h), ("reference", r), ("null", n)):
             if v is not None:
@@ -312,6 +323,10 @@ def goals_section(R, out):
             add(f"VSS median freeze window ≤ floor + 0.2 ms ({p})", f"{h[1]:.3f} vs {f[1]:.3f} + 0.2 ms", h[1] <= f[1] + 0.2)
         if h and r:
             add(f"VSS median freeze window ≤ the reference's ({p})", f"{h[1]:.3f} vs {r[1]:.3f} ms", h[1] <= r[1])
+        q = R.p99("vss", "hvguestd", p, "freeze_window_ms")
+        if q is not None:
+            qf = R.p99("vss", "floor", p, "freeze_window_ms")
+            add(f"VSS p99 freeze window < 10 ms ({p})", f"{q:.3f} ms" + (f" (floor's p99 {qf:.3f} ms)" if qf is not None else ""), q < 10)
     for p in R.params("startup"):
         rss = R.get("startup", "hvguestd", p, "idle_rss_kib")
         if rss:
