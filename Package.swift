@@ -74,13 +74,15 @@ let package = Package(
             name: "hvguestd",
             dependencies: ["HVDaemon", "HVServiceKit", "HVSystem", "HVVSS", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict,
-            // Release: fewer pages touched at start-up (idle RSS 10.0 -> 9.4 MiB, bench/NOTES.md):
-            // packed relative relocations (DT_RELR, glibc >= 2.36; GNU ld has them, gold does not)
-            // instead of ~0.6 MiB of RELA entries read at load, and no dynamic symbol table for the
-            // executable's own symbols (nothing dlopens hvguestd or resolves symbols from it).
+            // Release: fewer pages touched at start-up (idle RSS 10.0 -> 9.1 MiB, bench/NOTES.md):
+            // packed relative relocations (DT_RELR, glibc >= 2.36; lld from the Swift toolchain
+            // has them, gold does not, GNU ld then drops RELRO) instead of ~0.6 MiB of RELA
+            // entries read at load, and no dynamic symbol table for the executable's own symbols
+            // (nothing dlopens hvguestd or resolves symbols from it). RELRO stays (lintian checks).
             linkerSettings: [
                 .unsafeFlags(
-                    ["-use-ld=bfd", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic"],
+                    ["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic",
+                     "-Xlinker", "-z", "-Xlinker", "relro"],
                     .when(platforms: [.linux], configuration: .release))
             ]),
         .executableTarget(
