@@ -89,10 +89,28 @@ public struct ByteWriter: Sendable {
 
     /// Copies `data` at `offset`; the caller guarantees it fits (encoders check field widths first).
     public mutating func copy<C: Collection>(_ data: C, at offset: Int) where C.Element == UInt8 {
+        // One memory copy when the source is contiguous (arrays, slices): a byte loop with a
+        // bounds check per byte was most of a KVP GET's cost (bench/NOTES.md).
+        let copied: Bool? = data.withContiguousStorageIfAvailable { source in
+            guard !source.isEmpty else { return true }
+            precondition(offset >= 0 && offset + source.count <= bytes.count, "ByteWriter.copy out of range")
+            bytes.withUnsafeMutableBufferPointer { target in
+                (target.baseAddress! + offset).update(from: source.baseAddress!, count: source.count)
+            }
+            return true
+        }
+        if copied != nil { return }
         var i = offset
         for b in data {
             bytes[i] = b
             i += 1
         }
+    }
+
+    /// Sets `count` bytes from `offset` to zero.
+    public mutating func zero(count: Int, at offset: Int) {
+        guard count > 0 else { return }
+        precondition(offset >= 0 && offset + count <= bytes.count, "ByteWriter.zero out of range")
+        bytes.withUnsafeMutableBufferPointer { target in (target.baseAddress! + offset).update(repeating: 0, count: count) }
     }
 }

@@ -360,7 +360,7 @@ public enum KVPReply {
         w.u32(HResult.ok.rawValue, at: KVPLayout.error)
         w.u32(KVPValueType.string, at: KVPLayout.exchangeValueType)
         // Clear both candidate value areas so no stale request bytes survive.
-        w.copy([UInt8](repeating: 0, count: KVPLayout.maxValueSize + 4), at: KVPLayout.exchangeValue)
+        w.zero(count: KVPLayout.maxValueSize + 4, at: KVPLayout.exchangeValue)
         let n = w.cString(value, at: valueOffset, width: KVPLayout.maxValueSize)
         w.u32(UInt32(n + 1), at: KVPLayout.exchangeValueSize)
         return w.bytes
