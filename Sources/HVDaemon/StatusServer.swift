@@ -38,9 +38,11 @@ public final class StatusServer: @unchecked Sendable {
     public init(socketPath: String, document: @escaping @Sendable () -> JSONValue) throws(SystemError) {
         self.socketPath = socketPath
         self.document = document
-        // The socket file must never exist with a wider mode than 0600, even briefly.
-        let oldMask = SocketFile.setCreationMask(0o177)
-        defer { SocketFile.setCreationMask(oldMask) }
+        // 0600 right after bind. Not by narrowing the umask around bind: the umask is
+        // process-wide, and files other threads created meanwhile (pool files, copies, the
+        // frozen record, test files) got mode 0600 / directories 0600 (found by a parallel test
+        // run). Until the chmod the socket has the mode the umask gives (0750 under the units'
+        // UMask=0027, 0755 with 022): connecting needs write permission, so only the owner can.
         listener = try SeqPacket.listen(socketPath, backlog: 16)
         try SocketFile.setMode(socketPath, 0o600)
         wake = try EventFD()

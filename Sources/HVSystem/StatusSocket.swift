@@ -14,8 +14,4 @@ public enum SocketFile {
         if unlink(path) < 0 && chv_errno() != ENOENT { throw SystemError.last("unlink \(path)") }
     }
 
-    /// Restricts the permissions of files this process creates from now on (`umask`), returning
-    /// the previous mask. Used around `bind` so the socket never exists with a wider mode.
-    @discardableResult
-    public static func setCreationMask(_ mask: mode_t) -> mode_t { umask(mask) }
 }
