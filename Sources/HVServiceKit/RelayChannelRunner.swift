@@ -24,8 +24,7 @@ public final class RelayChannelRunner: @unchecked Sendable {
 
     public let service: any RelayService
     private let environment: ServiceEnvironment
-    private let status: StatusBoard
-    /// This service's entry on the board, updated after every request.
+    /// This service's entry on the status board (taken once: updated after every request).
     private let statusSlot: StatusSlot
     private let settings: Settings
     private let core: ChannelThread
@@ -37,7 +36,6 @@ public final class RelayChannelRunner: @unchecked Sendable {
                 settings: Settings = Settings()) throws(SystemError) {
         self.service = service
         self.environment = environment
-        self.status = status
         statusSlot = status.slot(service.name)
         self.settings = settings
         var l = environment.logger
@@ -47,7 +45,7 @@ public final class RelayChannelRunner: @unchecked Sendable {
     }
 
     public func start() throws(SystemError) {
-        status.update(service.name) { $0.state = .starting }
+        statusSlot.update { $0.state = .starting }
         try core.start(name: "hv-\(service.name.rawValue)") { [self] in run() }
     }
 
@@ -78,7 +76,7 @@ public final class RelayChannelRunner: @unchecked Sendable {
                     logger.info("waiting for \(path) to appear")
                     reportedMissing = true
                 }
-                status.update(service.name) { $0.state = .waitingForDevice(path) }
+                statusSlot.update { $0.state = .waitingForDevice(path) }
                 if pause(settings.devicePollMilliseconds) { break }
                 continue
             } catch {
@@ -103,7 +101,7 @@ public final class RelayChannelRunner: @unchecked Sendable {
             }
         }
         service.serviceWillStop()
-        status.update(service.name) { $0.state = .stopped }
+        statusSlot.update { $0.state = .stopped }
     }
 
     private func backoff(_ failures: Int) -> Int32 {
@@ -111,7 +109,7 @@ public final class RelayChannelRunner: @unchecked Sendable {
     }
 
     private func fail(_ why: String, failures: Int) {
-        status.update(service.name) { $0.state = .error(why) }
+        statusSlot.update { $0.state = .error(why) }
         let delay = backoff(failures)
         logger.warning("\(why); reopening in \(delay) ms")
     }
@@ -123,7 +121,7 @@ public final class RelayChannelRunner: @unchecked Sendable {
 
     /// Registers and answers requests until the channel fails or we are asked to stop.
     private func serve(_ channel: any MessageChannel) -> Outcome {
-        status.update(service.name) {
+        statusSlot.update {
             $0.state = .registering
             $0.transport = channel.description
         }
@@ -150,7 +148,7 @@ public final class RelayChannelRunner: @unchecked Sendable {
         } catch {
             return .failed("registration refused: \(error)", wasRegistered: false)
         }
-        status.update(service.name) {
+        statusSlot.update {
             $0.state = .registered(version: version)
             $0.registrations += 1
         }

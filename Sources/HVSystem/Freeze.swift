@@ -128,16 +128,6 @@ public enum PathOps {
         }
     }
 
-    /// Removes `path`; a missing file is not an error. The directory is synced afterwards.
-    public static func removeFileDurably(_ path: String) throws(SystemError) {
-        if unlink(path) != 0 {
-            let e = chv_errno()
-            if e == ENOENT { return }
-            throw SystemError("unlink \(path)", errno: e)
-        }
-        try syncDirectory(of: path)
-    }
-
     private static func syncDirectory(of path: String) throws(SystemError) {
         var directory = "."
         if let slash = path.lastIndex(of: "/") {
