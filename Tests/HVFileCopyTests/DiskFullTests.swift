@@ -15,13 +15,23 @@ func run(_ tool: String, _ arguments: [String]) throws -> Int32 {
     return p.terminationStatus
 }
 
+/// Unmounts a tmpfs a test mounted. A descriptor still open in a daemon thread makes `umount`
+/// fail with EBUSY for a moment: retry briefly, then detach it lazily so nothing stays mounted.
+func unmountTestMount(_ path: String) {
+    for _ in 0..<20 {
+        if (try? run("/bin/umount", [path])) == 0 { return }
+        usleep(50_000)
+    }
+    _ = try? run("/bin/umount", ["-l", path])
+}
+
 @Suite(.serialized) struct DiskFullTests {
     @Test(.enabled(if: getuid() == 0, "needs root: tmpfs mount"))
     func fullFileSystemReportsDiskFullAndLeavesNothing() throws {
         let scratch = try Scratch()
         try scratch.mkdir("mnt")
         #expect(try run("/bin/mount", ["-t", "tmpfs", "-o", "size=1m", "hvguest-fcopy-test", scratch.sub("mnt")]) == 0)
-        defer { _ = try? run("/bin/umount", [scratch.sub("mnt")]) }
+        defer { unmountTestMount(scratch.sub("mnt")) }
 
         let engine = makeEngine(FileCopyConfiguration(allowedRoots: [scratch.sub("mnt")]))
         let data = pseudoRandomBytes(3 * 1_048_576)

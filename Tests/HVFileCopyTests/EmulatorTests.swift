@@ -140,10 +140,14 @@ final class EmulatedFileCopy {
     @Test(.enabled(if: getuid() == 0, "needs root: tmpfs mount"), arguments: Transport.allCases)
     func diskFull(_ transport: Transport) async throws {
         let e = try await EmulatedFileCopy(transport)
-        defer { e.close() }
         try e.scratch.mkdir("dest/small")
         #expect(try run("/bin/mount", ["-t", "tmpfs", "-o", "size=1m", "hvguest-fcopy-test", e.scratch.sub("dest/small")]) == 0)
-        defer { _ = try? run("/bin/umount", [e.scratch.sub("dest/small")]) }
+        // Stop the daemon side first (it may still hold a descriptor below the mount), then
+        // unmount: a mount left behind was seen once when the unmount ran first.
+        defer {
+            e.close()
+            unmountTestMount(e.scratch.sub("dest/small"))
+        }
         let job = await e.host.fcopy.copy(pseudoRandomBytes(2 * 1_048_576), toDirectory: e.destination + "/small", name: "big")
         #expect(job.errorCode == .diskFull, "\(job)")
         #expect(job.errorCode.rawValue == 0x8007_0070)
