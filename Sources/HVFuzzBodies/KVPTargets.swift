@@ -74,8 +74,8 @@ private func kvpPoolBody(_ data: [UInt8]) -> String? {
     else { return nil }
     if let n = try? reader.count(), n != records.count { return "count \(n) but \(records.count) records" }
     let firstValue = firstValues(records)
-    for (k, v) in firstValue where !k.isEmpty {
-        if (try? reader.value(forKey: k)) != v { return "lookup of a key disagrees with the first record" }
+    for (k, v) in firstValue where !k.bytes.isEmpty {
+        if (try? reader.value(forKey: k.bytes)) != v { return "lookup of a key disagrees with the first record" }
     }
 
     // A writer (which repairs the file on load): set, reload, remove, reload. Every other key
@@ -91,10 +91,10 @@ private func kvpPoolBody(_ data: [UInt8]) -> String? {
     // The other keys after the reload, by lookup and in the records: none lost, none changed.
     guard let reloaded = try? again.allRecords() else { return "records unreadable after SET" }
     let now = firstValues(reloaded)
-    for (k, v) in firstValue where !k.isEmpty && k != fuzzKey {
-        if (try? KVPPoolStore.validate(key: k)) == nil { continue }
+    for (k, v) in firstValue where !k.bytes.isEmpty && k.bytes != fuzzKey {
+        if (try? KVPPoolStore.validate(key: k.bytes)) == nil { continue }
         guard let after = now[k] else { return "SET of another key lost an existing key" }
-        if after != v || (try? again.value(forKey: k)) != v { return "SET of another key changed an existing value" }
+        if after != v || (try? again.value(forKey: k.bytes)) != v { return "SET of another key changed an existing value" }
     }
     _ = try? writer.removeValue(forKey: fuzzKey)
     if let after = try? KVPPoolStore(directory: dir, pool: .external, options: KVPStoreOptions(readOnly: true)),
@@ -106,9 +106,10 @@ private func kvpPoolBody(_ data: [UInt8]) -> String? {
 }
 
 /// Key → value of its first record (what a lookup must give).
-private func firstValues(_ records: [KVPRecord]) -> [[UInt8]: [UInt8]] {
-    var out: [[UInt8]: [UInt8]] = [:]
-    for r in records where out[r.key] == nil { out[r.key] = r.value }
+private func firstValues(_ records: [KVPRecord]) -> [KVPKeyBytes: [UInt8]] {
+    var out: [KVPKeyBytes: [UInt8]] = [:]
+    out.reserveCapacity(records.count)
+    for r in records where out[KVPKeyBytes(r.key)] == nil { out[KVPKeyBytes(r.key)] = r.value }
     return out
 }
 

@@ -84,7 +84,7 @@ public final class KVPPoolStore {
     /// strlen of each slot's value (decides whether an update can be a single 512-byte write).
     private var valueLengths: [UInt16] = []
     /// Key → slot of its first occurrence.
-    private var index: [[UInt8]: Int] = [:]
+    private var index: [KVPKeyBytes: Int] = [:]
     /// What the file looked like after our last look or change.
     private var lastSeen: FileSnapshot?
     /// Statistics for tests and benchmarks.
@@ -124,7 +124,7 @@ public final class KVPPoolStore {
     /// The value of `key`, or nil when the pool has no such key.
     public func value(forKey key: [UInt8]) throws(KVPStoreError) -> [UInt8]? {
         try locked(.shared) { () throws(KVPStoreError) -> [UInt8]? in
-            guard let slot = index[key] else { return nil }
+            guard let slot = index[KVPKeyBytes(key)] else { return nil }
             return try readRecord(slot).value
         }
     }
@@ -137,12 +137,13 @@ public final class KVPPoolStore {
         }
         guard !value.contains(0) else { throw .invalidValue("contains a NUL byte") }
         try locked(.exclusive) { () throws(KVPStoreError) in
-            if let slot = index[key] {
+            let indexKey = KVPKeyBytes(key)
+            if let slot = index[indexKey] {
                 try update(slot: slot, key: key, value: value)
             } else {
                 guard keys.count < options.maxRecords else { throw .poolFull(limit: options.maxRecords) }
                 try append(KVPRecord(key: key, value: value))
-                index[key] = keys.count - 1
+                index[indexKey] = keys.count - 1
             }
             try finishChange()
         }
@@ -152,8 +153,9 @@ public final class KVPPoolStore {
     @discardableResult
     public func removeValue(forKey key: [UInt8]) throws(KVPStoreError) -> Bool {
         try locked(.exclusive) { () throws(KVPStoreError) -> Bool in
-            guard let slot = index[key] else { return false }
-            index[key] = nil
+            let indexKey = KVPKeyBytes(key)
+            guard let slot = index[indexKey] else { return false }
+            index[indexKey] = nil
             try removeSlot(slot)
             try finishChange()
             return true
@@ -177,19 +179,31 @@ public final class KVPPoolStore {
     /// Every record, in file order.
     public func allRecords() throws(KVPStoreError) -> [KVPRecord] {
         try locked(.shared) { () throws(KVPStoreError) -> [KVPRecord] in
-            let bytes = try io { () throws(SystemError) in
-                try descriptor.read(count: keys.count * KVPRecordLayout.recordSize, at: 0)
-            }
             var out: [KVPRecord] = []
             out.reserveCapacity(liveCount)
-            for slot in liveSlots() {
-                let start = slot * KVPRecordLayout.recordSize
-                guard start + KVPRecordLayout.recordSize <= bytes.count else { break }
-                out.append(KVPRecord.decode(bytes[start..<(start + KVPRecordLayout.recordSize)]))
+            var live = liveSlots()[...]
+            var slot = 0
+            while slot < keys.count, let next = live.first {
+                let n = Swift.min(Self.chunkRecords, keys.count - slot)
+                guard next < slot + n else { slot += n; continue }
+                let bytes = try io { () throws(SystemError) in try descriptor.read(count: n * KVPRecordLayout.recordSize, at: offset(slot)) }
+                let got = bytes.count / KVPRecordLayout.recordSize
+                bytes.withUnsafeBytes { raw in
+                    while let s = live.first, s < slot + got {
+                        let start = (s - slot) * KVPRecordLayout.recordSize
+                        out.append(KVPRecord.decode(UnsafeRawBufferPointer(rebasing: raw[start..<(start + KVPRecordLayout.recordSize)])))
+                        live.removeFirst()
+                    }
+                }
+                if got < n { break }  // the file shrank under a writer that ignores locks
+                slot += n
             }
             return out
         }
     }
+
+    /// Records per read when scanning the file: 80 KiB, a buffer the allocator can reuse.
+    private static let chunkRecords = 32
 
     /// Empties the pool (truncates the file to zero records).
     public func removeAll() throws(KVPStoreError) {
@@ -216,7 +230,7 @@ public final class KVPPoolStore {
     private var liveCount: Int { index.count }
 
     private func liveSlots() -> [Int] {
-        keys.indices.filter { index[keys[$0]] == $0 }
+        keys.indices.filter { index[KVPKeyBytes(keys[$0])] == $0 }
     }
 
     private func io<R>(_ body: () throws(SystemError) -> R) throws(KVPStoreError) -> R {
@@ -276,25 +290,28 @@ public final class KVPPoolStore {
         valueLengths.reserveCapacity(recordCount)
         index.reserveCapacity(recordCount)
         var dead: [Int] = []
-        let chunkRecords = 256
         var slot = 0
         while slot < recordCount {
-            let n = Swift.min(chunkRecords, recordCount - slot)
+            let n = Swift.min(Self.chunkRecords, recordCount - slot)
             let bytes = try io { () throws(SystemError) in
                 try descriptor.read(count: n * KVPRecordLayout.recordSize, at: Int64(slot) * Int64(KVPRecordLayout.recordSize))
             }
             let got = bytes.count / KVPRecordLayout.recordSize
-            for i in 0..<got {
-                let start = i * KVPRecordLayout.recordSize
-                let keyEnd = start + KVPRecordLayout.keyWidth
-                let key = Array(bytes[start..<keyEnd].prefix { $0 != 0 })
-                let valueLength = bytes[keyEnd..<(start + KVPRecordLayout.recordSize)].prefix { $0 != 0 }.count
-                keys.append(key)
-                valueLengths.append(UInt16(valueLength))
-                if key.isEmpty || index[key] != nil {
-                    dead.append(slot + i)
-                } else {
-                    index[key] = slot + i
+            bytes.withUnsafeBytes { raw in
+                for i in 0..<got {
+                    let start = i * KVPRecordLayout.recordSize
+                    let keyField = UnsafeRawBufferPointer(rebasing: raw[start..<(start + KVPRecordLayout.keyWidth)])
+                    let valueField = UnsafeRawBufferPointer(
+                        rebasing: raw[(start + KVPRecordLayout.keyWidth)..<(start + KVPRecordLayout.recordSize)])
+                    let key = Array(keyField.prefix(KVPRecord.fieldLength(keyField)))
+                    keys.append(key)
+                    valueLengths.append(UInt16(KVPRecord.fieldLength(valueField)))
+                    let indexKey = KVPKeyBytes(key)
+                    if key.isEmpty || index[indexKey] != nil {
+                        dead.append(slot + i)
+                    } else {
+                        index[indexKey] = slot + i
+                    }
                 }
             }
             if got < n { break }  // the file shrank under a writer that ignores locks
@@ -382,11 +399,30 @@ public final class KVPPoolStore {
             try barrier()
             keys[slot] = keys[last]
             valueLengths[slot] = valueLengths[last]
-            if index[keys[slot]] == last { index[keys[slot]] = slot }
+            let movedKey = KVPKeyBytes(keys[slot])
+            if index[movedKey] == last { index[movedKey] = slot }
         }
         try io { () throws(SystemError) in try descriptor.setLength(offset(last)) }
         keys.removeLast()
         valueLengths.removeLast()
+    }
+}
+
+/// Bytes as a dictionary key, hashed as one block: `[UInt8]`'s own `Hashable` feeds the hasher
+/// one byte at a time, which made hashing most of the cost of loading a pool of long keys.
+public struct KVPKeyBytes: Hashable, Sendable {
+    public let bytes: [UInt8]
+
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    public func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+
+    public static func == (a: KVPKeyBytes, b: KVPKeyBytes) -> Bool {
+        a.bytes.count == b.bytes.count && a.bytes.withUnsafeBytes { pa in
+            b.bytes.withUnsafeBytes { pb in pa.isEmpty || memcmp(pa.baseAddress!, pb.baseAddress!, pa.count) == 0 }
+        }
     }
 }
 

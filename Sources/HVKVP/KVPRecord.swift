@@ -1,3 +1,4 @@
+import Glibc
 import HVWire
 
 extension KVPPool: Comparable {
@@ -51,19 +52,38 @@ public struct KVPRecord: Sendable, Equatable, Hashable {
     /// Longer fields are cut at the field width.
     public func encoded() -> [UInt8] {
         var out = [UInt8](repeating: 0, count: KVPRecordLayout.recordSize)
-        for (i, b) in key.prefix(KVPRecordLayout.keyWidth).enumerated() { out[i] = b }
-        for (i, b) in value.prefix(KVPRecordLayout.valueWidth).enumerated() { out[KVPRecordLayout.keyWidth + i] = b }
+        out.withUnsafeMutableBytes { dst in
+            Self.copyField(key, into: UnsafeMutableRawBufferPointer(rebasing: dst[..<KVPRecordLayout.keyWidth]))
+            Self.copyField(value, into: UnsafeMutableRawBufferPointer(rebasing: dst[KVPRecordLayout.keyWidth...]))
+        }
         return out
+    }
+
+    private static func copyField(_ bytes: [UInt8], into field: UnsafeMutableRawBufferPointer) {
+        bytes.withUnsafeBytes { src in
+            field.copyMemory(from: UnsafeRawBufferPointer(rebasing: src.prefix(field.count)))
+        }
+    }
+
+    /// Length of a NUL-terminated field: up to its first NUL, or all of it when it has none.
+    public static func fieldLength(_ field: UnsafeRawBufferPointer) -> Int {
+        guard let base = field.baseAddress, !field.isEmpty else { return 0 }
+        guard let nul = memchr(base, 0, field.count) else { return field.count }
+        return base.distance(to: UnsafeRawPointer(nul))
     }
 
     /// Decodes one record. A field without a NUL is taken whole (readers use `strlen`-like
     /// logic; we stop at the field end rather than running into the next field).
     public static func decode<C: RandomAccessCollection>(_ record: C) -> KVPRecord where C.Element == UInt8, C.Index == Int {
-        let start = record.startIndex
-        let keyEnd = Swift.min(record.endIndex, start + KVPRecordLayout.keyWidth)
-        let valueEnd = Swift.min(record.endIndex, start + KVPRecordLayout.recordSize)
-        return KVPRecord(
-            key: Array(record[start..<keyEnd].prefix { $0 != 0 }),
-            value: keyEnd < valueEnd ? Array(record[keyEnd..<valueEnd].prefix { $0 != 0 }) : [])
+        if let r = record.withContiguousStorageIfAvailable({ decode(UnsafeRawBufferPointer($0)) }) { return r }
+        return Array(record).withUnsafeBytes { decode($0) }
+    }
+
+    /// Decodes one record from raw bytes (at most `recordSize` of them are looked at).
+    public static func decode(_ record: UnsafeRawBufferPointer) -> KVPRecord {
+        let keyField = UnsafeRawBufferPointer(rebasing: record.prefix(KVPRecordLayout.keyWidth))
+        let valueField = UnsafeRawBufferPointer(rebasing: record.dropFirst(keyField.count).prefix(KVPRecordLayout.valueWidth))
+        return KVPRecord(key: Array(keyField.prefix(fieldLength(keyField))),
+                         value: Array(valueField.prefix(fieldLength(valueField))))
     }
 }

@@ -151,6 +151,38 @@ import Testing
         #expect(throws: KVPStoreError.readOnly) { try reader.setValue("2", forKey: "b") }
     }
 
+    @Test func readOnlyStoreReadsLargeFilesWithHolesAndDuplicatesInFileOrder() throws {
+        // 100 records (the file is read in chunks of 32): holes and duplicates spread across
+        // chunk boundaries, full-width fields without a NUL, and a trailing partial record.
+        let dir = TemporaryDirectory()
+        var file: [UInt8] = []
+        var expected: [KVPRecord] = []
+        for i in 0..<100 {
+            if i % 31 == 0 { file += [UInt8](repeating: 0, count: 2560); continue }  // hole
+            if i % 17 == 0 { file += goldenRecord("k\(i - 1)", "dup"); continue }  // later duplicate
+            if i == 64 {
+                let r = KVPRecord(key: [UInt8](repeating: 0x4B, count: 512), value: [UInt8](repeating: 0x56, count: 2048))
+                file += r.encoded()
+                expected.append(r)
+                continue
+            }
+            file += goldenRecord("k\(i)", "v\(i)")
+            expected.append(KVPRecord(key: "k\(i)", value: "v\(i)"))
+        }
+        file += Array(goldenRecord("torn", "x").prefix(700))
+        dir.write(".kvp_pool_0", bytes: file)
+        let reader = try KVPPoolStore(directory: dir.path, pool: .external, options: KVPStoreOptions(readOnly: true))
+        #expect(try reader.allRecords() == expected)
+        #expect(try reader.count() == expected.count)
+        #expect(try reader.record(at: expected.count - 1) == expected.last)
+        #expect(try reader.value(forKey: [UInt8](repeating: 0x4B, count: 512)) == [UInt8](repeating: 0x56, count: 2048))
+        #expect(try reader.value(forKey: "k16") == "v16")
+        // A writer repairs it to the same records (order aside) and keeps every value.
+        let writer = try KVPPoolStore(directory: dir.path, pool: .external)
+        #expect(Set(try writer.allRecords()) == Set(expected))
+        #expect(dir.bytes(".kvp_pool_0").count == expected.count * 2560)
+    }
+
     @Test func removeAllEmptiesThePool() throws {
         let dir = TemporaryDirectory()
         let store = try KVPPoolStore(directory: dir.path, pool: .external)
