@@ -36,8 +36,9 @@ extension ICService {
 
 /// Runs one `ICService` on its own OS thread over the UIO device of its class: open, let the
 /// host negotiate, answer requests, act after answering; on failure close, back off, reopen.
-/// (The file-copy helper may add a general `UIOChannelRunner`; this one is specific to the
-/// request/response util ICs with deferred actions.)
+/// (`UIOChannelRunner` serves file copy, one answer per packet; this one batches the answers
+/// of one interrupt and then runs their deferred actions. The reconnect loop, status and
+/// journal reporting of all three runners is `ChannelSupervisor`.)
 public final class ICChannelRunner: @unchecked Sendable {
     public struct Settings: Sendable {
         /// How often to look for a device that is missing or not bound to uio_hv_generic yet.
@@ -51,160 +52,106 @@ public final class ICChannelRunner: @unchecked Sendable {
 
     public let service: any ICService
     private let environment: ServiceEnvironment
-    private let status: StatusBoard
     private let settings: Settings
-    private let core: ChannelThread
-
-    private var logger: Logger {
-        var l = environment.logger
-        l[metadataKey: LogField.service] = "\(service.name.rawValue)"
-        return l
-    }
+    private let loop: ChannelSupervisor
+    private var core: ChannelThread { loop.core }
 
     public init(service: any ICService, environment: ServiceEnvironment, status: StatusBoard, settings: Settings = Settings())
         throws(SystemError)
     {
         self.service = service
         self.environment = environment
-        self.status = status
         self.settings = settings
-        core = try ChannelThread()
+        loop = try ChannelSupervisor(service: service.name, environment: environment, status: status, policy: settings)
     }
 
     public func start() throws(SystemError) {
-        status.update(service.name) { $0.state = .starting }
-        try core.start(name: "hv-\(service.name.rawValue)") { [self] in run() }
+        try loop.start { [self] in run() }
     }
 
     /// Stops the thread and closes the channel (the host sees the IC go away).
     public func stop() {
-        core.stop()
-    }
-
-    private var isStopping: Bool { core.isStopping }
-
-    private func pause(_ ms: Int32) -> Bool { core.pause(ms) }
-
-    private func backoff(_ failures: Int) -> Int32 {
-        ChannelThread.backoff(failures: failures, initial: settings.initialBackoffMilliseconds, maximum: settings.maximumBackoffMilliseconds)
+        loop.stop()
     }
 
     private func run() {
-        var failures = 0
-        var reportedMissing = false
-        loop: while !isStopping {
+        let name = service.name.rawValue
+        while !loop.isStopping {
             let channel: UIOChannel
             do {
                 channel = try UIOChannel.open(
                     classID: service.classID, deviceRoot: environment.deviceRoot,
                     handshakeTimeoutMilliseconds: settings.handshakeTimeoutMilliseconds)
             } catch .deviceNotFound(let c) {
-                if waitForDevice("no VMBus device of class {\(c)}", &reportedMissing) { break loop }
-                continue loop
+                let why = "no VMBus device of class {\(c)}"
+                if loop.waitForDevice("waiting for the \(name) channel: \(why)", state: .waitingForDevice(why)) { break }
+                continue
             } catch .notBound(let instance) {
-                if waitForDevice("\(instance) is not bound to uio_hv_generic", &reportedMissing) { break loop }
-                continue loop
+                let why = "\(instance) is not bound to uio_hv_generic"
+                if loop.waitForDevice("waiting for the \(name) channel: \(why)", state: .waitingForDevice(why)) { break }
+                continue
             } catch {
-                failures += 1
-                fail("cannot open the \(service.name.rawValue) channel: \(error)", failures: failures)
-                if pause(backoff(failures)) { break loop }
-                continue loop
+                if loop.openFailed("cannot open the \(name) channel: \(error)") { break }
+                continue
             }
-            reportedMissing = false
-            status.update(service.name) {
+            loop.deviceFound()
+            loop.slot.update {
                 $0.state = .registering
                 $0.transport = "uio \(channel.device.uioName) (\(channel.device.instance))"
             }
             let outcome = serve(channel)
             channel.close()
             switch outcome {
-            case .stopped:
-                service.channelReset(reason: "daemon stopping")
-            case .failed(let why, let wasNegotiated):
-                service.channelReset(reason: why)
-                failures = wasNegotiated ? 1 : failures + 1
-                fail(why, failures: failures)
-                if pause(wasNegotiated ? settings.initialBackoffMilliseconds : backoff(failures)) { break loop }
+            case .stopped: service.channelReset(reason: "daemon stopping")
+            case .failed(let why, _): service.channelReset(reason: why)
             }
+            if loop.ended(outcome) { break }
         }
-        status.update(service.name) { $0.state = .stopped }
+        loop.stopped()
     }
 
-    /// Reports a missing or unbound device once and waits; true when asked to stop.
-    private func waitForDevice(_ why: String, _ reported: inout Bool) -> Bool {
-        if !reported {
-            logger.info("waiting for the \(service.name.rawValue) channel: \(why)")
-            reported = true
-        }
-        status.update(service.name) { $0.state = .waitingForDevice(why) }
-        return pause(settings.devicePollMilliseconds)
-    }
-
-    private func fail(_ why: String, failures: Int) {
-        status.update(service.name) { $0.state = .error(why) }
-        logger.warning("\(why); reopening in \(backoff(failures)) ms")
-    }
-
-    private enum Outcome {
-        case stopped
-        case failed(String, wasNegotiated: Bool)
-    }
-
-    private func serve(_ channel: UIOChannel) -> Outcome {
+    private func serve(_ channel: UIOChannel) -> ChannelOutcome {
         var responder = ICResponder(versions: service.versions)
         var lastNegotiated: ICVersion?
-        var answers: [ICAnswer] = []
+        var answers: [(ICAnswer, UInt64)] = []
         let service = self.service
         while true {
             do {
                 try channel.processPendingPackets { payload, _ in
                     let current = responder.negotiated?.message
                     return responder.handle(&payload) { p, header in
+                        let started = monotonicNanoseconds()
                         guard let answer = service.handle(payload: &p, header: header, negotiated: current)
                         else { return false }
-                        answers.append(answer)
+                        answers.append((answer, (monotonicNanoseconds() &- started) / 1000))
                         return true
                     }
                 }
             } catch {
-                return .failed("\(service.name.rawValue) channel: \(error)", wasNegotiated: lastNegotiated != nil)
+                return .failed("\(service.name.rawValue) channel: \(error)", wasConnected: lastNegotiated != nil)
             }
             if let chosen = responder.negotiated, chosen.message != lastNegotiated {
                 lastNegotiated = chosen.message
-                status.update(service.name) {
-                    $0.state = .registered(version: "framework \(chosen.framework), message \(chosen.message)")
-                    $0.registrations += 1
-                }
-                logger.notice("host negotiated framework \(chosen.framework), message \(chosen.message)")
+                let version = "framework \(chosen.framework), message \(chosen.message)"
+                loop.registered(version, message: "host negotiated \(version)")
             }
-            for answer in answers { record(answer) }
+            for (answer, micros) in answers { record(answer, micros: micros) }
             answers.removeAll(keepingCapacity: true)
             service.performDeferredActions()
             let details = service.statusDetails()
-            if !details.isEmpty { status.update(service.name) { $0.details.merge(details) { _, new in new } } }
-            if isStopping { return .stopped }
+            if !details.isEmpty { loop.slot.update { $0.details.merge(details) { _, new in new } } }
+            if loop.isStopping { return .stopped }
             do {
                 if case .stopped = try channel.waitForInterrupt(stop: core.wake) { return .stopped }
             } catch {
-                return .failed("\(service.name.rawValue) channel: \(error)", wasNegotiated: lastNegotiated != nil)
+                return .failed("\(service.name.rawValue) channel: \(error)", wasConnected: lastNegotiated != nil)
             }
         }
     }
 
-    private func record(_ answer: ICAnswer) {
-        status.update(service.name) {
-            $0.requests += 1
-            if !answer.status.isSuccess { $0.failures += 1 }
-            $0.lastRequest = LastRequest(
-                operation: answer.operation, status: answer.status, detail: answer.detail, durationMicroseconds: 0,
-                answeredAt: time(nil))
-        }
-        let meta: Logger.Metadata = [LogField.operation: "\(answer.operation)", LogField.status: "\(answer.status.description)"]
-        let text = answer.detail.map { "\(answer.operation) \($0) → \(answer.status)" } ?? "\(answer.operation) → \(answer.status)"
-        if answer.routine && answer.status.isSuccess {
-            logger.debug("\(text)", metadata: meta)
-        } else {
-            logger.notice("\(text)", metadata: meta)
-        }
+    private func record(_ answer: ICAnswer, micros: UInt64) {
+        let failed = !answer.status.isSuccess
+        loop.record(operation: answer.operation, status: answer.status, detail: answer.detail, micros: micros,
+                    failed: failed, quiet: answer.routine && !failed)
     }
 }

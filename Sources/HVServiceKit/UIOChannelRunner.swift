@@ -86,73 +86,54 @@ public final class UIOChannelRunner: ServiceRunner, @unchecked Sendable {
     public let service: any UIOService
     public var serviceName: ServiceName { service.name }
     private let environment: ServiceEnvironment
-    private let status: StatusBoard
     private let settings: Settings
-    private let core: ChannelThread
+    private let loop: ChannelSupervisor
+    private var core: ChannelThread { loop.core }
+    private var logger: Logger { loop.logger }
     /// What we bound (released when the runner stops).
     private var binding: UIOBinding?
-
-    /// Built once: setting metadata allocates, and `record` runs once per file fragment.
-    private let logger: Logger
 
     public init(service: any UIOService, environment: ServiceEnvironment, status: StatusBoard,
                 settings: Settings = Settings()) throws(SystemError) {
         self.service = service
         self.environment = environment
-        self.status = status
         self.settings = settings
-        var l = environment.logger
-        l[metadataKey: LogField.service] = "\(service.name.rawValue)"
-        logger = l
-        core = try ChannelThread()
+        loop = try ChannelSupervisor(service: service.name, environment: environment, status: status, policy: settings)
     }
 
     public func start() throws(SystemError) {
-        status.update(service.name) { $0.state = .starting }
-        try core.start(name: "hv-\(service.name.rawValue)") { [self] in run() }
+        try loop.start { [self] in run() }
     }
 
     public func stop() {
-        core.stop()
+        loop.stop()
     }
 
     public func busyNanoseconds() -> UInt64? {
         core.busyNanoseconds()
     }
 
-    private var isStopping: Bool { core.isStopping }
-
-    private func pause(_ ms: Int32) -> Bool { core.pause(ms) }
-
     private var waitingDescription: String { "VMBus device of class {\(service.classID)}" }
 
     private func run() {
-        var failures = 0
-        var reported: String?
         /// Set by a successful bind; a device that is unbound again right after (re-offered
         /// after a rescind: a new device without our override) is bound again, after a pause.
         var justBound = false
-        /// Logs a waiting reason once, not at every poll.
-        func waiting(_ why: String, state: ChannelState) {
-            status.update(service.name) { $0.state = state }
-            if reported != why {
-                logger.info("\(why)")
-                reported = why
-            }
-        }
-        while !isStopping {
+        while !loop.isStopping {
             let device: UIODevice
             do {
                 device = try UIODevice.find(classID: service.classID, deviceRoot: environment.deviceRoot)
             } catch .deviceNotFound {
-                waiting("waiting for a \(waitingDescription) to appear", state: .waitingForDevice(waitingDescription))
-                if pause(settings.devicePollMilliseconds) { break }
+                if loop.waitForDevice("waiting for a \(waitingDescription) to appear", state: .waitingForDevice(waitingDescription)) {
+                    break
+                }
                 continue
             } catch .notBound(let instance) {
                 if justBound {
                     justBound = false
-                    if pause(settings.devicePollMilliseconds) { break }
+                    if core.pause(settings.devicePollMilliseconds) { break }
                 }
+                let stop: Bool
                 if settings.bindDevice {
                     do {
                         binding?.release()
@@ -162,68 +143,44 @@ public final class UIOChannelRunner: ServiceRunner, @unchecked Sendable {
                         logger.notice("bound VMBus device \(instance) to uio_hv_generic\(was)")
                         continue
                     } catch {
-                        waiting("cannot bind \(instance): \(error)", state: .error("\(error)"))
+                        stop = loop.waitForDevice("cannot bind \(instance): \(error)", state: .error("\(error)"))
                     }
                 } else {
-                    waiting("VMBus device \(instance) is not bound to uio_hv_generic yet",
-                            state: .waitingForDevice("uio_hv_generic binding of \(instance)"))
+                    stop = loop.waitForDevice("VMBus device \(instance) is not bound to uio_hv_generic yet",
+                                              state: .waitingForDevice("uio_hv_generic binding of \(instance)"))
                 }
-                if pause(settings.devicePollMilliseconds) { break }
+                if stop { break }
                 continue
             } catch {
-                failures += 1
-                fail("cannot find the \(waitingDescription): \(error)", failures: failures)
-                if pause(backoff(failures)) { break }
+                if loop.openFailed("cannot find the \(waitingDescription): \(error)") { break }
                 continue
             }
-            reported = nil
+            loop.deviceFound()
             justBound = false
             let channel: UIOChannel
             do {
                 channel = try UIOChannel(device: device, deviceRoot: environment.deviceRoot,
                                          handshakeTimeoutMilliseconds: settings.handshakeTimeoutMilliseconds)
             } catch {
-                failures += 1
-                fail("cannot open \(device.devicePath(deviceRoot: environment.deviceRoot)): \(error)", failures: failures)
-                if pause(backoff(failures)) { break }
+                if loop.openFailed("cannot open \(device.devicePath(deviceRoot: environment.deviceRoot)): \(error)") { break }
                 continue
             }
             let outcome = serve(channel)
             channel.close()
             switch outcome {
-            case .stopped:
-                service.channelReset(reason: "daemon stopping")
-            case .failed(let why, let wasNegotiated):
-                service.channelReset(reason: why)
-                // A channel that worked and then dropped is reopened at once; only repeated
-                // failures back off.
-                failures = wasNegotiated ? 1 : failures + 1
-                fail(why, failures: failures)
-                if pause(wasNegotiated ? settings.initialBackoffMilliseconds : backoff(failures)) { break }
+            case .stopped: service.channelReset(reason: "daemon stopping")
+            case .failed(let why, _): service.channelReset(reason: why)
             }
+            if loop.ended(outcome) { break }
         }
         binding?.release()
         binding = nil
-        status.update(service.name) { $0.state = .stopped }
+        loop.stopped()
     }
 
-    private func backoff(_ failures: Int) -> Int32 {
-        ChannelThread.backoff(failures: failures, initial: settings.initialBackoffMilliseconds, maximum: settings.maximumBackoffMilliseconds)
-    }
-
-    private func fail(_ why: String, failures: Int) {
-        status.update(service.name) { $0.state = .error(why) }
-        logger.warning("\(why); reopening in \(backoff(failures)) ms")
-    }
-
-    private enum Outcome {
-        case stopped
-        case failed(String, wasNegotiated: Bool)
-    }
-
-    private func serve(_ channel: UIOChannel) -> Outcome {
+    private func serve(_ channel: UIOChannel) -> ChannelOutcome {
         let transport = "\(channel.device.uioName) (VMBus \(channel.device.instance))"
-        status.update(service.name) {
+        loop.slot.update {
             // Open, waiting for the host's version negotiation.
             $0.state = .registering
             $0.transport = transport
@@ -244,17 +201,13 @@ public final class UIOChannelRunner: ServiceRunner, @unchecked Sendable {
             }
             return .stopped
         } catch {
-            return .failed("\(transport): \(error)", wasNegotiated: negotiations > 0)
+            return .failed("\(transport): \(error)", wasConnected: negotiations > 0)
         }
     }
 
     private func noteNegotiated(_ chosen: (framework: ICVersion, message: ICVersion)) {
         let version = "framework \(chosen.framework), message \(chosen.message)"
-        status.update(service.name) {
-            $0.state = .registered(version: version)
-            $0.registrations += 1
-        }
-        logger.notice("negotiated \(version)")
+        loop.registered(version, message: "negotiated \(version)")
     }
 
     private func answer(_ payload: inout [UInt8], _ header: ICMessageHeader) -> Bool {
@@ -269,23 +222,9 @@ public final class UIOChannelRunner: ServiceRunner, @unchecked Sendable {
     }
 
     private func record(_ reply: ICReply, micros: UInt64) {
+        // Successes are routine and may be thousands per second (file fragments).
         let failed = !reply.status.isSuccess
-        status.update(service.name) {
-            $0.requests += 1
-            if failed { $0.failures += 1 }
-            $0.lastRequest = LastRequest(operation: reply.operation, status: reply.status, detail: reply.detail,
-                                         durationMicroseconds: micros, answeredAt: time(nil))
-        }
-        // Successes are routine and may be thousands per second (file fragments): nothing is
-        // built for them unless debug logging is on.
-        if failed {
-            let text = reply.detail.map { "\(reply.operation) \($0) → \(reply.status)" } ?? "\(reply.operation) → \(reply.status)"
-            logger.notice("\(text)", metadata: [
-                LogField.operation: "\(reply.operation)", LogField.status: "\(reply.status.description)",
-                LogField.durationMicroseconds: "\(micros)",
-            ])
-        } else {
-            logger.debug("\(reply.operation) → \(reply.status)")
-        }
+        loop.record(operation: reply.operation, status: reply.status, detail: reply.detail, micros: micros,
+                    failed: failed, quiet: !failed)
     }
 }
