@@ -87,6 +87,8 @@ public final class KVPPoolStore {
     private var index: [KVPKeyBytes: Int] = [:]
     /// What the file looked like after our last look or change.
     private var lastSeen: FileSnapshot?
+    /// Device and inode of the file `descriptor` has open (taken once per open).
+    private var openedFile: FileSnapshot
     /// Statistics for tests and benchmarks.
     public private(set) var reloadCount = 0
 
@@ -98,6 +100,7 @@ public final class KVPPoolStore {
         do {
             if !options.readOnly { try makeDirectories(directory, mode: 0o755) }
             descriptor = try Self.open(path, readOnly: options.readOnly)
+            openedFile = try descriptor.snapshot()
         } catch { throw .system(error) }
     }
 
@@ -248,14 +251,12 @@ public final class KVPPoolStore {
             do { lock = try FileLock(descriptor, kind) } catch { throw .system(error) }
             // Someone may have replaced the file (write-new-then-rename) or removed it: our
             // descriptor would then point at a file nobody else reads any more.
+            // One stat of the path per operation: while it names the file we have open, its size
+            // and mtime are those of our descriptor (no fstat needed).
             let current: FileSnapshot?
-            let mine: FileSnapshot
-            do {
-                current = try fileSnapshot(path)
-                mine = try descriptor.snapshot()
-            } catch { throw .system(error) }
-            if let current, current.isSameFile(as: mine) {
-                if mine != lastSeen { try reload(mine) }
+            do { current = try fileSnapshot(path) } catch { throw .system(error) }
+            if let current, current.isSameFile(as: openedFile) {
+                if current != lastSeen { try reload(current) }
                 let result = try body()
                 lock.release()
                 return result
@@ -271,8 +272,10 @@ public final class KVPPoolStore {
                     try makeDirectories(String(path[..<slash]), mode: 0o755)
                 }
                 let fresh = try Self.open(path, readOnly: options.readOnly)
+                let identity = try fresh.snapshot()  // on failure `fresh` closes on its way out
                 descriptor.close()
                 descriptor = fresh
+                openedFile = identity
             } catch { throw .system(error) }
             lastSeen = nil
         }
