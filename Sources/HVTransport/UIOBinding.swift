@@ -35,31 +35,22 @@ public struct UIOBinding: Sendable, Equatable {
     /// The driver the device was taken from, if any (for logs).
     public let previousDriver: String?
 
-    static func devicePath(_ root: String, _ instance: String) -> String {
-        UIODevice.join(root, "sys/bus/vmbus/devices/" + instance)
-    }
-
-    static func driverPath(_ root: String, _ driver: String) -> String {
-        UIODevice.join(root, "sys/bus/vmbus/drivers/" + driver)
-    }
-
     /// Binds `instance` and waits (up to `timeoutMilliseconds`) for `uio/uioN` to appear.
     public static func bind(instance: String, deviceRoot: String, timeoutMilliseconds: Int = 2_000)
         throws(UIOBindingError) -> UIOBinding
     {
-        let driverDir = driverPath(deviceRoot, driverName)
+        let bus = VMBusSysfs(deviceRoot: deviceRoot)
+        let driverDir = bus.driver(driverName)
         guard Sysfs.exists(driverDir) else { throw .driverNotLoaded }
-        let device = devicePath(deviceRoot, instance)
+        let device = bus.device(instance)
 
         let overridePath = device + "/driver_override"
         do { try Sysfs.writeAttribute(overridePath, driverName + "\n") } catch {
             throw .write(path: overridePath, error)
         }
-        let current = Sysfs.linkTarget(device + "/driver").map { target in
-            String(target.split(separator: "/").last ?? Substring(target))
-        }
+        let current = bus.currentDriver(instance)
         if let current, current != driverName {
-            let unbind = driverPath(deviceRoot, current) + "/unbind"
+            let unbind = bus.driver(current) + "/unbind"
             do { try Sysfs.writeAttribute(unbind, instance) } catch {
                 clearOverride(overridePath)
                 throw .write(path: unbind, error)
@@ -79,7 +70,7 @@ public struct UIOBinding: Sendable, Equatable {
         // The kernel creates uio/uioN while probing; on a real system that is immediate, but a
         // udev-created /dev node may trail it (the opener retries).
         let deadline = monotonicNanoseconds() &+ UInt64(max(timeoutMilliseconds, 0)) &* 1_000_000
-        while (try? Sysfs.entries(of: device + "/uio"))?.contains(where: UIODevice.isUIOName) != true {
+        while bus.uioName(instance) == nil {
             if monotonicNanoseconds() >= deadline {
                 clearOverride(overridePath)
                 throw .uioDidNotAppear(instance: instance)
@@ -92,7 +83,7 @@ public struct UIOBinding: Sendable, Equatable {
     /// Undoes what `bind` set that would outlive us: clears `driver_override` (the device stays
     /// bound until it is re-offered or unbound by the administrator).
     public func release() {
-        if setOverride { UIOBinding.clearOverride(UIOBinding.devicePath(deviceRoot, instance) + "/driver_override") }
+        if setOverride { UIOBinding.clearOverride(VMBusSysfs(deviceRoot: deviceRoot).device(instance) + "/driver_override") }
     }
 
     /// An empty write (a lone newline) clears an override.

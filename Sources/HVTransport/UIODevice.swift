@@ -70,19 +70,15 @@ public struct UIODevice: Equatable, Sendable {
     /// instance or uio number). Throws `deviceNotFound` or `notBound`.
     public static func find(classID: String, deviceRoot: String) throws(UIOChannelError) -> UIODevice {
         let wanted = normalizedGUID(classID)
-        let devices = join(deviceRoot, "sys/bus/vmbus/devices")
+        let bus = VMBusSysfs(deviceRoot: deviceRoot)
         let names: [String]
-        do { names = try Sysfs.entries(of: devices) } catch {
+        do { names = try bus.instances(ofClass: wanted) } catch {
             if error.isNoSuchFile { throw .deviceNotFound(classID: wanted) }  // no vmbus at all
             throw .system(error)
         }
         var unbound: String?
         for name in names {
-            guard let classText = try? Sysfs.readAttribute(devices + "/" + name + "/class_id"),
-                normalizedGUID(classText) == wanted
-            else { continue }
-            let uioDir = devices + "/" + name + "/uio"
-            guard let uioName = (try? Sysfs.entries(of: uioDir))?.first(where: isUIOName) else {
+            guard let uioName = bus.uioName(name) else {
                 unbound = unbound ?? name
                 continue
             }

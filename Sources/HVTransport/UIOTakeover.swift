@@ -80,9 +80,8 @@ public struct UIOTakeover: Sendable {
         self.writeAttribute = writeAttribute
     }
 
-    private var root: String { deviceRoot.hasSuffix("/") ? String(deviceRoot.dropLast()) : deviceRoot }
-    private var devices: String { root + "/sys/bus/vmbus/devices" }
-    private func driverDir(_ driver: String) -> String { root + "/sys/bus/vmbus/drivers/" + driver }
+    private var bus: VMBusSysfs { VMBusSysfs(deviceRoot: deviceRoot) }
+    private func driverDir(_ driver: String) -> String { bus.driver(driver) }
 
     /// Throws `kernelTooOld` on kernels before 6.10 (or an unparsable release).
     public func checkKernel() throws(UIOTakeoverError) {
@@ -94,25 +93,20 @@ public struct UIOTakeover: Sendable {
 
     /// The instance directory name of the device of `classID`.
     public func findInstance(classID: String) -> String? {
-        let wanted = UIODevice.normalizedGUID(classID)
-        guard let names = try? Sysfs.entries(of: devices) else { return nil }
-        return names.first { name in
-            (try? Sysfs.readAttribute(devices + "/" + name + "/class_id")).map(UIODevice.normalizedGUID) == wanted
-        }
+        (try? bus.instances(ofClass: classID))?.first
     }
 
     /// The driver a device is bound to (the `driver` link's last component), nil when unbound.
     public func currentDriver(instance: String) -> String? {
-        guard let target = try? PathOps.readLink(devices + "/" + instance + "/driver") else { return nil }
-        return target.split(separator: "/").last.map(String.init)
+        bus.currentDriver(instance)
     }
 
     /// Binds the device of `classID` to uio_hv_generic. On a failure after the unbind it tries to
     /// give the device back to its driver before throwing.
     public func take(classID: String) throws(UIOTakeoverError) -> TakeoverRecord {
         guard let instance = findInstance(classID: classID) else { throw .deviceNotFound(classID: UIODevice.normalizedGUID(classID)) }
-        let deviceDir = devices + "/" + instance
-        if let uio = try? Sysfs.entries(of: deviceDir + "/uio"), uio.contains(where: { $0.hasPrefix("uio") }) {
+        let deviceDir = bus.device(instance)
+        if bus.uioName(instance) != nil {
             return TakeoverRecord(instance: instance, previousDriver: currentDriver(instance: instance), wasAlreadyBound: true)
         }
         try checkKernel()
@@ -138,7 +132,7 @@ public struct UIOTakeover: Sendable {
     /// (the kernel then answers the IC again; for time sync hv_utils registers its PTP clock).
     public func release(_ record: TakeoverRecord) throws(UIOTakeoverError) {
         guard !record.wasAlreadyBound else { return }
-        let deviceDir = devices + "/" + record.instance
+        let deviceDir = bus.device(record.instance)
         var firstError: UIOTakeoverError?
         do { try write(driverDir(Self.uioDriver) + "/unbind", record.instance) } catch { firstError = error }
         do { try write(deviceDir + "/driver_override", "\n") } catch { firstError = firstError ?? error }
