@@ -59,7 +59,7 @@ import Testing
         #expect(pipe(&fds) == 0)
         let child = fork()
         if child == 0 {
-            close(fds[0])
+            closeInheritedDescriptors(keeping: fds[1])
             guard let store = try? KVPPoolStore(directory: dir.path, pool: .external, options: options) else { _exit(2) }
             var i: Int32 = 0
             while i < 1_000_000 {
@@ -130,6 +130,7 @@ import Testing
         let records = (0..<200).map { goldenRecord("ext\($0)", "value\($0)") }
         let child = fork()
         if child == 0 {
+            closeInheritedDescriptors()
             for r in records {
                 let fd = open(path, O_WRONLY | O_APPEND)
                 if fd < 0 { _exit(2) }

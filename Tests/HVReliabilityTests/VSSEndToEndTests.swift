@@ -59,6 +59,7 @@ private final class LoopRig: @unchecked Sendable {
         defer { free(cPath) }
         let pid = fork()
         if pid == 0 {
+            closeInheritedDescriptors()
             let fd = open(cPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
             if fd < 0 { _exit(2) }
             var byte: UInt8 = 0x41

@@ -126,6 +126,7 @@ private func startWriter(_ path: String) -> pid_t {
     defer { free(cPath) }
     let pid = fork()
     if pid == 0 {
+        closeInheritedDescriptors()
         let fd = open(cPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         if fd < 0 { _exit(2) }
         var byte: UInt8 = 0x41
@@ -260,14 +261,15 @@ struct LoopFilesystemTests {
         let mnt = try area.mount("ext4", name: "k")
         try #require(try area.checkedSelection(allowList: [mnt]).targets.map(\.mountPoint) == [mnt])
         let runtime = area.dir.file("run")
-        let service = area.service(allowList: [mnt], runtime: runtime)
 
         var fds: [Int32] = [-1, -1]
         try #require(pipe(&fds) == 0)
         let child = fork()
         if child == 0 {
             // The "daemon": freeze through the real service, report, then wait to be killed.
-            close(fds[0])
+            // It holds nothing of the parent's but the pipe (see closeInheritedDescriptors).
+            closeInheritedDescriptors(keeping: fds[1])
+            let service = area.service(allowList: [mnt], runtime: runtime)
             var ok: UInt8 = service.handle(request: freezeRequest).status == .ok ? 1 : 0
             _ = write(fds[1], &ok, 1)
             while true { pause() }
@@ -302,7 +304,6 @@ struct LoopFilesystemTests {
         #expect(waitFor(writer, seconds: 5) == 0)
         #expect(Double(monotonicNanoseconds() - start) / 1e9 < 5)
         #expect(try FrozenRecord.read(runtimeDirectory: runtime) == nil)
-        service.engine.stop()
     }
 
     @Test func excludedAndUnfreezableMountsAreSkipped() throws {
