@@ -179,8 +179,9 @@ public final class Daemon: @unchecked Sendable {
     }
 
     /// Runs until SIGTERM or SIGINT: blocks those signals in every thread (call before any other
-    /// thread starts), starts the services, and waits in `sigwait`.
-    public func runUntilSignalled(onReady: () -> Void = {}, onStopping: () -> Void = {}) throws -> Int32 {
+    /// thread starts), starts the services, and waits in `sigwait`. SIGHUP calls `onReload`
+    /// (on this thread, between signals).
+    public func runUntilSignalled(onReady: () -> Void = {}, onStopping: () -> Void = {}, onReload: (() -> Void)? = nil) throws -> Int32 {
         var set = sigset_t()
         sigemptyset(&set)
         for s in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&set, s) }
@@ -191,7 +192,11 @@ public final class Daemon: @unchecked Sendable {
             var sig: Int32 = 0
             if sigwait(&set, &sig) != 0 { continue }
             if sig == SIGHUP {
-                logger.notice("SIGHUP: configuration reload is not supported yet; restart the service to apply changes")
+                if let onReload {
+                    onReload()
+                } else {
+                    logger.notice("SIGHUP: configuration reload is not supported here; restart the service to apply changes")
+                }
                 continue
             }
             logger.notice("signal \(sig) received; stopping")

@@ -1,6 +1,44 @@
 import HVServiceKit
 import HVSystem
 import Logging
+import Synchronization
+
+/// The daemon's log level, shared by every handler it makes, so that a reload (SIGHUP) changes
+/// the level of loggers already handed out (each component keeps its own copy of a `Logger`).
+/// Read on every log call: one relaxed atomic load.
+public final class LogLevelSetting: Sendable {
+    private let raw: Atomic<UInt8>
+
+    public init(_ level: Logger.Level) { raw = Atomic(Self.code(level)) }
+
+    public var level: Logger.Level { Self.level(raw.load(ordering: .relaxed)) }
+
+    public func set(_ level: Logger.Level) { raw.store(Self.code(level), ordering: .relaxed) }
+
+    private static func code(_ level: Logger.Level) -> UInt8 {
+        switch level {
+        case .trace: return 0
+        case .debug: return 1
+        case .info: return 2
+        case .notice: return 3
+        case .warning: return 4
+        case .error: return 5
+        case .critical: return 6
+        }
+    }
+
+    private static func level(_ code: UInt8) -> Logger.Level {
+        switch code {
+        case 0: return .trace
+        case 1: return .debug
+        case 2: return .info
+        case 3: return .notice
+        case 4: return .warning
+        case 5: return .error
+        default: return .critical
+        }
+    }
+}
 
 /// A swift-log handler that writes structured entries to journald (`sd_journal_sendv`).
 ///
@@ -11,7 +49,13 @@ public struct JournalLogHandler: LogHandler {
     /// Delivers one entry's fields; throws when journald refused it.
     public typealias Sender = @Sendable ([String]) throws -> Void
 
-    public var logLevel: Logger.Level
+    /// The shared setting's level, unless this handler (a copy of a `Logger`) was given its own.
+    public var logLevel: Logger.Level {
+        get { ownLevel ?? levelSetting?.level ?? .info }
+        set { ownLevel = newValue }
+    }
+    private var ownLevel: Logger.Level?
+    private let levelSetting: LogLevelSetting?
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
     public let label: String
@@ -23,12 +67,14 @@ public struct JournalLogHandler: LogHandler {
     /// - Parameters:
     ///   - sender: tests record fields here; the default sends to journald and, when that
     ///     fails (journald restarting), writes the entry to stderr instead of losing it.
+    ///   - levelSetting: when given, the level follows it (and `level` is not used).
     public init(
-        label: String, level: Logger.Level = .info, identifier: String = "hvguestd", gate: LogGate = .shared,
-        metadataProvider: Logger.MetadataProvider? = nil, sender: Sender? = nil
+        label: String, level: Logger.Level = .info, levelSetting: LogLevelSetting? = nil, identifier: String = "hvguestd",
+        gate: LogGate = .shared, metadataProvider: Logger.MetadataProvider? = nil, sender: Sender? = nil
     ) {
         self.label = label
-        self.logLevel = level
+        self.levelSetting = levelSetting
+        self.ownLevel = levelSetting == nil ? level : nil
         self.identifier = identifier
         self.gate = gate
         self.metadataProvider = metadataProvider
@@ -62,7 +108,13 @@ public struct JournalLogHandler: LogHandler {
 /// systemd without a journal socket). Timestamps are left out when systemd runs the daemon,
 /// because the journal adds its own.
 public struct StderrLogHandler: LogHandler {
-    public var logLevel: Logger.Level
+    /// The shared setting's level, unless this handler (a copy of a `Logger`) was given its own.
+    public var logLevel: Logger.Level {
+        get { ownLevel ?? levelSetting?.level ?? .info }
+        set { ownLevel = newValue }
+    }
+    private var ownLevel: Logger.Level?
+    private let levelSetting: LogLevelSetting?
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
     public let label: String
@@ -73,12 +125,14 @@ public struct StderrLogHandler: LogHandler {
     /// - Parameters:
     ///   - timestamps: prefix each line with UTC time; default: unless under systemd.
     ///   - write: receives each finished line; default: `write(2)` to fd 2.
+    ///   - levelSetting: when given, the level follows it (and `level` is not used).
     public init(
-        label: String, level: Logger.Level = .info, timestamps: Bool? = nil, gate: LogGate = .shared,
-        metadataProvider: Logger.MetadataProvider? = nil, write: (@Sendable (String) -> Void)? = nil
+        label: String, level: Logger.Level = .info, levelSetting: LogLevelSetting? = nil, timestamps: Bool? = nil,
+        gate: LogGate = .shared, metadataProvider: Logger.MetadataProvider? = nil, write: (@Sendable (String) -> Void)? = nil
     ) {
         self.label = label
-        self.logLevel = level
+        self.levelSetting = levelSetting
+        self.ownLevel = levelSetting == nil ? level : nil
         self.timestamps = timestamps ?? !Journal.isUnderSystemd
         self.gate = gate
         self.metadataProvider = metadataProvider
@@ -111,17 +165,22 @@ public enum HVLogging {
         }
     }
 
-    /// A handler for `label` as `settings` ask (level and target).
-    public static func makeHandler(label: String, settings: DaemonSettings) -> any LogHandler {
+    /// A handler for `label` as `settings` ask (target; level from `levelSetting` when given,
+    /// else `settings.logLevel`).
+    public static func makeHandler(label: String, settings: DaemonSettings, levelSetting: LogLevelSetting? = nil) -> any LogHandler {
         switch resolvedTarget(settings.logTarget) {
-        case .journal: return JournalLogHandler(label: label, level: settings.logLevel)
-        case .auto, .stderr: return StderrLogHandler(label: label, level: settings.logLevel)
+        case .journal: return JournalLogHandler(label: label, level: settings.logLevel, levelSetting: levelSetting)
+        case .auto, .stderr: return StderrLogHandler(label: label, level: settings.logLevel, levelSetting: levelSetting)
         }
     }
 
-    /// Installs the handler process-wide. swift-log allows this once per process: call it
+    /// Installs the handler process-wide; returns the level every logger follows (SIGHUP sets
+    /// it from the re-read configuration). swift-log allows this once per process: call it
     /// from `main` only (tests build handlers with `makeHandler` or the initialisers).
-    public static func bootstrap(settings: DaemonSettings) {
-        LoggingSystem.bootstrap { label in makeHandler(label: label, settings: settings) }
+    @discardableResult
+    public static func bootstrap(settings: DaemonSettings) -> LogLevelSetting {
+        let level = LogLevelSetting(settings.logLevel)
+        LoggingSystem.bootstrap { label in makeHandler(label: label, settings: settings, levelSetting: level) }
+        return level
     }
 }

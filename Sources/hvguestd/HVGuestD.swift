@@ -37,7 +37,7 @@ enum HVGuestD {
     /// Runs the daemon until SIGTERM or SIGINT; the process exit status.
     static func run(_ options: DaemonOptions) -> Int32 {
         guard let config = loadConfiguration(options) else { return 2 }
-        HVLogging.bootstrap(settings: config.settings)
+        let logLevel = HVLogging.bootstrap(settings: config.settings)
         let logger = Logger(label: "hvguestd")
         let daemon = Daemon(options: options, configuration: config, logger: logger)
         do {
@@ -46,10 +46,27 @@ enum HVGuestD {
                     logger.notice("hvguestd started (device root \(options.deviceRoot))")
                     try? SystemdNotify.ready(status: "started: " + daemon.statusLine())
                 },
-                onStopping: { try? SystemdNotify.stopping(status: "stopping") })
+                onStopping: { try? SystemdNotify.stopping(status: "stopping") },
+                onReload: { reload(options, logLevel: logLevel, logger: logger) })
         } catch {
             writeToStandardError("hvguestd: \(error)\n")
             return 1
+        }
+    }
+
+    /// SIGHUP (`systemctl reload`): re-reads and validates the configuration and applies
+    /// `daemon.log_level` to every logger; everything else takes effect at the next start. A
+    /// configuration that does not load changes nothing.
+    static func reload(_ options: DaemonOptions, logLevel: LogLevelSetting, logger: Logger) {
+        do {
+            let fresh = try DaemonConfiguration.load(options)
+            let old = logLevel.level
+            let new = fresh.settings.logLevel
+            // Said before the change, so that it is written even when the new level is higher.
+            logger.notice("SIGHUP: configuration re-read; log level \(old) → \(new); other settings take effect at the next restart")
+            logLevel.set(new)
+        } catch {
+            logger.error("SIGHUP: configuration not reloaded, the running one stays: \(error)")
         }
     }
 
