@@ -181,6 +181,19 @@ assert doc["healthy"] is True and len(doc["daemons"]) == 4, doc["daemons"]
 print("status: " + ", ".join(f"{n} {s['state']}" for n, s in services.items()))
 PY
 
+say "systemctl reload (SIGHUP through ExecReload=)"
+pid_before=$(inside systemctl show -p MainPID --value hvguest-kvp.service)
+inside systemctl reload hvguest-kvp.service || fail "systemctl reload hvguest-kvp"
+ok=0
+for _ in $(seq 1 50); do
+    if inside journalctl --no-pager -u hvguest-kvp.service -o cat | grep -qF "SIGHUP: configuration re-read"; then ok=1; break; fi
+    sleep 0.1
+done
+[ $ok = 1 ] || { inside journalctl --no-pager -u hvguest-kvp.service -n 20; fail "the reload did not reach the daemon"; }
+[ "$(inside systemctl show -p MainPID --value hvguest-kvp.service)" = "$pid_before" ] || fail "reload restarted the daemon"
+[ "$(inside systemctl show -p ActiveState --value hvguest-kvp.service)" = active ] || fail "hvguest-kvp not active after reload"
+echo "reloaded in place (PID $pid_before)"
+
 say "stopping VSS runs thaw-all"
 inside mkdir -p /run/hvguest-thawtest
 inside mount -t tmpfs -o size=1m tmpfs /run/hvguest-thawtest
