@@ -40,6 +40,23 @@ public final class LogLevelSetting: Sendable {
     }
 }
 
+/// A handler's level: the shared setting's, unless a level was set on this handler (a copy of
+/// a `Logger`) or no setting was given.
+struct HandlerLevel: Sendable {
+    private var own: Logger.Level?
+    private let shared: LogLevelSetting?
+
+    init(_ level: Logger.Level, shared: LogLevelSetting?) {
+        self.shared = shared
+        own = shared == nil ? level : nil
+    }
+
+    var value: Logger.Level {
+        get { own ?? shared?.level ?? .info }
+        set { own = newValue }
+    }
+}
+
 /// A swift-log handler that writes structured entries to journald (`sd_journal_sendv`).
 ///
 /// Metadata keys that are journal field names (`HV_SERVICE`, `HV_OP`, …; see `LogField`) become
@@ -49,13 +66,11 @@ public struct JournalLogHandler: LogHandler {
     /// Delivers one entry's fields; throws when journald refused it.
     public typealias Sender = @Sendable ([String]) throws -> Void
 
-    /// The shared setting's level, unless this handler (a copy of a `Logger`) was given its own.
     public var logLevel: Logger.Level {
-        get { ownLevel ?? levelSetting?.level ?? .info }
-        set { ownLevel = newValue }
+        get { level.value }
+        set { level.value = newValue }
     }
-    private var ownLevel: Logger.Level?
-    private let levelSetting: LogLevelSetting?
+    private var level: HandlerLevel
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
     public let label: String
@@ -73,8 +88,7 @@ public struct JournalLogHandler: LogHandler {
         gate: LogGate = .shared, metadataProvider: Logger.MetadataProvider? = nil, sender: Sender? = nil
     ) {
         self.label = label
-        self.levelSetting = levelSetting
-        self.ownLevel = levelSetting == nil ? level : nil
+        self.level = HandlerLevel(level, shared: levelSetting)
         self.identifier = identifier
         self.gate = gate
         self.metadataProvider = metadataProvider
@@ -108,13 +122,11 @@ public struct JournalLogHandler: LogHandler {
 /// systemd without a journal socket). Timestamps are left out when systemd runs the daemon,
 /// because the journal adds its own.
 public struct StderrLogHandler: LogHandler {
-    /// The shared setting's level, unless this handler (a copy of a `Logger`) was given its own.
     public var logLevel: Logger.Level {
-        get { ownLevel ?? levelSetting?.level ?? .info }
-        set { ownLevel = newValue }
+        get { level.value }
+        set { level.value = newValue }
     }
-    private var ownLevel: Logger.Level?
-    private let levelSetting: LogLevelSetting?
+    private var level: HandlerLevel
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
     public let label: String
@@ -131,8 +143,7 @@ public struct StderrLogHandler: LogHandler {
         gate: LogGate = .shared, metadataProvider: Logger.MetadataProvider? = nil, write: (@Sendable (String) -> Void)? = nil
     ) {
         self.label = label
-        self.levelSetting = levelSetting
-        self.ownLevel = levelSetting == nil ? level : nil
+        self.level = HandlerLevel(level, shared: levelSetting)
         self.timestamps = timestamps ?? !Journal.isUnderSystemd
         self.gate = gate
         self.metadataProvider = metadataProvider

@@ -185,21 +185,10 @@ public final class KVPPoolStore {
             var out: [KVPRecord] = []
             out.reserveCapacity(liveCount)
             var live = liveSlots()[...]
-            var slot = 0
-            while slot < keys.count, let next = live.first {
-                let n = Swift.min(Self.chunkRecords, keys.count - slot)
-                guard next < slot + n else { slot += n; continue }
-                let bytes = try io { () throws(SystemError) in try descriptor.read(count: n * KVPRecordLayout.recordSize, at: offset(slot)) }
-                let got = bytes.count / KVPRecordLayout.recordSize
-                bytes.withUnsafeBytes { raw in
-                    while let s = live.first, s < slot + got {
-                        let start = (s - slot) * KVPRecordLayout.recordSize
-                        out.append(KVPRecord.decode(UnsafeRawBufferPointer(rebasing: raw[start..<(start + KVPRecordLayout.recordSize)])))
-                        live.removeFirst()
-                    }
-                }
-                if got < n { break }  // the file shrank under a writer that ignores locks
-                slot += n
+            try forEachRecord(upTo: keys.count) { slot, record in
+                guard live.first == slot else { return }
+                live.removeFirst()
+                out.append(KVPRecord.decode(record))
             }
             return out
         }
@@ -207,6 +196,24 @@ public final class KVPPoolStore {
 
     /// Records per read when scanning the file: 80 KiB, a buffer the allocator can reuse.
     private static let chunkRecords = 32
+
+    /// Calls `body` with each whole record of the first `count` slots, in file order, reading
+    /// `chunkRecords` at a time; stops early if the file is shorter (a writer that ignores the
+    /// locks truncated it).
+    private func forEachRecord(upTo count: Int, _ body: (_ slot: Int, _ record: UnsafeRawBufferPointer) -> Void) throws(KVPStoreError) {
+        let size = KVPRecordLayout.recordSize
+        var slot = 0
+        while slot < count {
+            let n = Swift.min(Self.chunkRecords, count - slot)
+            let bytes = try io { () throws(SystemError) in try descriptor.read(count: n * size, at: offset(slot)) }
+            let got = bytes.count / size
+            bytes.withUnsafeBytes { raw in
+                for i in 0..<got { body(slot + i, UnsafeRawBufferPointer(rebasing: raw[(i * size)..<((i + 1) * size)])) }
+            }
+            if got < n { return }
+            slot += n
+        }
+    }
 
     /// Empties the pool (truncates the file to zero records).
     public func removeAll() throws(KVPStoreError) {
@@ -293,32 +300,18 @@ public final class KVPPoolStore {
         valueLengths.reserveCapacity(recordCount)
         index.reserveCapacity(recordCount)
         var dead: [Int] = []
-        var slot = 0
-        while slot < recordCount {
-            let n = Swift.min(Self.chunkRecords, recordCount - slot)
-            let bytes = try io { () throws(SystemError) in
-                try descriptor.read(count: n * KVPRecordLayout.recordSize, at: Int64(slot) * Int64(KVPRecordLayout.recordSize))
+        try forEachRecord(upTo: recordCount) { slot, record in
+            let keyField = UnsafeRawBufferPointer(rebasing: record[..<KVPRecordLayout.keyWidth])
+            let valueField = UnsafeRawBufferPointer(rebasing: record[KVPRecordLayout.keyWidth...])
+            let key = Array(keyField.prefix(KVPRecord.fieldLength(keyField)))
+            keys.append(key)
+            valueLengths.append(UInt16(KVPRecord.fieldLength(valueField)))
+            let indexKey = KVPKeyBytes(key)
+            if key.isEmpty || index[indexKey] != nil {
+                dead.append(slot)
+            } else {
+                index[indexKey] = slot
             }
-            let got = bytes.count / KVPRecordLayout.recordSize
-            bytes.withUnsafeBytes { raw in
-                for i in 0..<got {
-                    let start = i * KVPRecordLayout.recordSize
-                    let keyField = UnsafeRawBufferPointer(rebasing: raw[start..<(start + KVPRecordLayout.keyWidth)])
-                    let valueField = UnsafeRawBufferPointer(
-                        rebasing: raw[(start + KVPRecordLayout.keyWidth)..<(start + KVPRecordLayout.recordSize)])
-                    let key = Array(keyField.prefix(KVPRecord.fieldLength(keyField)))
-                    keys.append(key)
-                    valueLengths.append(UInt16(KVPRecord.fieldLength(valueField)))
-                    let indexKey = KVPKeyBytes(key)
-                    if key.isEmpty || index[indexKey] != nil {
-                        dead.append(slot + i)
-                    } else {
-                        index[indexKey] = slot + i
-                    }
-                }
-            }
-            if got < n { break }  // the file shrank under a writer that ignores locks
-            slot += n
         }
         lastSeen = status
         guard !options.readOnly else { return }

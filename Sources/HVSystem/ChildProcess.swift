@@ -130,17 +130,16 @@ public func removeTree(_ path: String) {
 }
 
 /// For a child made with `fork()` that does not `exec` (tests: a writer blocked on a frozen
-/// filesystem, a process killed mid-storm): closes every descriptor from 3 up, except `keep`
-/// and `alsoKeep`. Without it the child holds a copy of every descriptor the parent had open —
+/// filesystem, a process killed mid-storm): closes every descriptor from 3 up, except `keep`. Without it the child holds a copy of every descriptor the parent had open —
 /// close-on-exec does not apply without an exec — including other tests' sockets, so a peer
 /// that closes its end is not seen as gone until the child exits. Only system calls, no
 /// allocation: safe right after `fork()` in a threaded process.
-public func closeInheritedDescriptors(keeping keep: Int32 = -1, _ alsoKeep: Int32 = -1) {
+public func closeInheritedDescriptors(keeping keep: Int32 = -1) {
     var limit = rlimit()
     let top: Int32 = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 ? Int32(clamping: min(limit.rlim_cur, 1 << 16)) : 1024
     var fd: Int32 = 3
     while fd < top {
-        if fd != keep && fd != alsoKeep { close(fd) }
+        if fd != keep { close(fd) }
         fd += 1
     }
 }

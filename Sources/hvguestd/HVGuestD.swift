@@ -55,16 +55,17 @@ enum HVGuestD {
     }
 
     /// SIGHUP (`systemctl reload`): re-reads and validates the configuration and applies
-    /// `daemon.log_level` to every logger; everything else takes effect at the next start. A
+    /// `[log] level` to every logger; everything else takes effect at the next start. A
     /// configuration that does not load changes nothing.
     static func reload(_ options: DaemonOptions, logLevel: LogLevelSetting, logger: Logger) {
         do {
             let fresh = try DaemonConfiguration.load(options)
             let old = logLevel.level
             let new = fresh.settings.logLevel
-            // Said before the change, so that it is written even when the new level is higher.
+            // Said under the more verbose of the two levels, so that it reaches the log if either does.
+            if new < old { logLevel.set(new) }
             logger.notice("SIGHUP: configuration re-read; log level \(old) → \(new); other settings take effect at the next restart")
-            logLevel.set(new)
+            if new >= old { logLevel.set(new) }
         } catch {
             logger.error("SIGHUP: configuration not reloaded, the running one stays: \(error)")
         }
